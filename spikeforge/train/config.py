@@ -1,0 +1,262 @@
+"""The run configuration: YAML validated against a schema of nested dataclasses.
+
+Every key is declared here with its type and default; an unknown key, a value
+of the wrong type or out of range is a :class:`ConfigError` naming the key
+(e.g. ``data.time_steps``). ``load_config`` merges, in order: the defaults, a
+YAML file, then ``key.sub=value`` overrides from the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad configuration: the message names the key and what was wrong."""
+
+
+@dataclass
+class DataConfig:
+    """``data:`` section. ``name``: a registered dataset (``spikeforge datasets``);
+    ``time_steps``: T; ``encoding``: how static inputs become ``[T, B, ...]``
+    (``direct`` repeats the analog input, ``rate`` draws Bernoulli spikes);
+    ``root``/``download``: where neuromorphic datasets live, and whether to
+    fetch them; ``augment``: augmentation names for event frames."""
+
+    name: str = "mnist5k"
+    time_steps: int = 4
+    encoding: str = "direct"
+    batch_size: int = 64
+    root: str | None = None
+    download: bool = False
+    skip_corrupt: bool = False
+    augment: list[str] = field(default_factory=list)
+    cache_dir: str | None = None
+
+    def validate(self, prefix: str) -> None:
+        _positive(self.time_steps, f"{prefix}.time_steps")
+        _positive(self.batch_size, f"{prefix}.batch_size")
+        _choice(self.encoding, ("direct", "rate", "poisson"), f"{prefix}.encoding")
+
+
+@dataclass
+class ModelConfig:
+    """``model:`` section. ``name``: a model in the zoo (``default_cnn``, ``mlp``);
+    ``neuron``: ``lif``, ``plif`` or ``if``; the neuron parameters as in
+    :class:`spikeforge.neurons.LIF`; ``backend``: kernel choice (``auto``,
+    ``reference``, ``cpu``, ``triton``); ``channels``: conv widths;
+    ``hidden``: MLP width."""
+
+    name: str = "default_cnn"
+    neuron: str = "lif"
+    tau: float = 2.0
+    v_threshold: float = 1.0
+    v_reset: float | None = 0.0
+    detach_reset: bool = True
+    surrogate: str = "atan"
+    alpha: float | None = None
+    backend: str = "auto"
+    channels: list[int] = field(default_factory=lambda: [16, 32])
+    hidden: int = 256
+    dropout: float = 0.0
+
+    def validate(self, prefix: str) -> None:
+        _choice(self.neuron, ("lif", "plif", "if"), f"{prefix}.neuron")
+        _choice(self.backend, ("auto", "reference", "cpu", "triton"), f"{prefix}.backend")
+        _choice(
+            self.surrogate,
+            ("sigmoid", "atan", "fast_sigmoid", "rectangle", "triangle"),
+            f"{prefix}.surrogate",
+        )
+        if self.tau < 1:
+            raise ConfigError(f"{prefix}.tau must be >= 1, got {self.tau}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{prefix}.dropout must be in [0, 1), got {self.dropout}")
+        if not self.channels or any(c < 1 for c in self.channels):
+            raise ConfigError(f"{prefix}.channels must be a list of positive ints")
+
+
+@dataclass
+class OptimConfig:
+    """``optim:`` section: ``name`` (``adam``, ``adamw``, ``sgd``), learning rate,
+    weight decay, momentum (sgd) and the schedule (``cosine`` or ``none``)."""
+
+    name: str = "adam"
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+
+    def validate(self, prefix: str) -> None:
+        _choice(self.name, ("adam", "adamw", "sgd"), f"{prefix}.name")
+        _choice(self.scheduler, ("cosine", "none"), f"{prefix}.scheduler")
+        if not self.lr > 0:
+            raise ConfigError(f"{prefix}.lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class LossConfig:
+    """``loss:`` section. ``name``: ``ce`` (cross-entropy on the output averaged
+    over time), ``tet`` (TET, Deng et al. 2022: mean over t of the per-step
+    cross-entropy) or ``mse_rate`` (MSE between firing rate and one-hot)."""
+
+    name: str = "ce"
+
+    def validate(self, prefix: str) -> None:
+        _choice(self.name, ("ce", "tet", "mse_rate"), f"{prefix}.name")
+
+
+@dataclass
+class RunConfig:
+    """Top level: ``seed``, ``epochs``, ``device`` (``cpu``, ``cuda``, ``auto``),
+    ``threads`` (CPU threads; null = all cores), ``progress`` (show a bar)."""
+
+    seed: int = 0
+    epochs: int = 6
+    device: str = "cpu"
+    threads: int | None = None
+    progress: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def validate(self, prefix: str = "") -> None:
+        _positive(self.epochs, "epochs")
+        _choice(self.device, ("cpu", "cuda", "auto"), "device")
+        if self.threads is not None:
+            _positive(self.threads, "threads")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if dataclasses.is_dataclass(v):
+                v.validate(f.name)
+
+
+def _positive(value: int, key: str) -> None:
+    if value < 1:
+        raise ConfigError(f"{key} must be >= 1, got {value}")
+
+
+def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check/convert ``value`` to the annotated type ``tp`` or raise naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of keys, got {value!r}")
+        return _build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover
+
+
+def _build(cls, values: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k in values:
+        if k not in names:
+            where = f"{prefix}.{k}" if prefix else k
+            raise ConfigError(
+                f"unknown config key {where!r}; valid keys here: {', '.join(sorted(names))}"
+            )
+    kwargs = {}
+    for k, v in values.items():
+        kwargs[k] = _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k)
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict) -> RunConfig:
+    """Build and validate a :class:`RunConfig` from a (possibly partial) dict."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"a config must be a mapping at the top level, got {type(values).__name__}")
+    cfg = _build(RunConfig, values)
+    cfg.validate()
+    return cfg
+
+
+def config_to_dict(cfg: RunConfig) -> dict:
+    """The full resolved config as plain dicts (what ``config.yaml`` holds)."""
+    return dataclasses.asdict(cfg)
+
+
+def apply_override(values: dict, override: str) -> None:
+    """Apply one ``a.b.c=value`` override (value parsed as YAML) to a nested dict."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like key.sub=value")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {override!r} has an empty key part")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {key}: cannot parse value {raw!r}: {e}") from e
+    node = values
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {key}: {p!r} is not a section")
+    node[parts[-1]] = value
+
+
+def load_config(path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults <- YAML file at ``path`` <- ``overrides``; validated."""
+    values: dict = {}
+    if path is not None:
+        try:
+            with open(path) as f:
+                loaded = yaml.safe_load(f)
+        except FileNotFoundError as e:
+            raise ConfigError(f"config file not found: {path}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        values = loaded or {}
+    for o in overrides or []:
+        apply_override(values, o)
+    return config_from_dict(values)
