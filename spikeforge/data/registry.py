@@ -4,7 +4,8 @@ A builder is ``fn(cfg: DataConfig) -> DatasetBundle``. Static datasets yield
 ``(x [C, H, W] or [F], label)`` and are encoded over time by the training
 engine (``temporal=False``); event datasets yield ``(x [T, C, H, W], label)``
 already binned in time (``temporal=True``) and are transposed to time-first
-``[T, B, ...]`` when batched.
+``[T, B, ...]`` when batched. ``train_transform``, if set, augments each
+training batch (batch-first, before the transpose).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class DatasetBundle:
     num_classes: int
     temporal: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    # Batch augmentation for training only: fn(x [B, ...], generator) -> x. The
+    # engine seeds the generator from (seed, epoch) so resumed runs match.
+    train_transform: Callable[..., Any] | None = None
 
 
 DATASETS: dict[str, Callable[..., DatasetBundle]] = {}
