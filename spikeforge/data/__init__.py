@@ -1,6 +1,9 @@
 """Datasets (embedded defaults, neuromorphic sets), transforms and the dataset registry."""
 
-from spikeforge.data import embedded  # noqa: F401  (registers the embedded datasets)
+from spikeforge.data import (
+    embedded,  # noqa: F401  (registers the embedded datasets)
+    nmnist_sim,  # noqa: F401
+)
 from spikeforge.data.registry import DATASETS, DatasetBundle, get_dataset, register_dataset
 
 __all__ = ["DATASETS", "DatasetBundle", "get_dataset", "register_dataset"]
