@@ -1,0 +1,5 @@
+"""Time-aware layers over time-first tensors ``[T, B, ...]``."""
+
+from spikeforge.layers.time import Flatten, MeanOverTime, TimeDistributed
+
+__all__ = ["Flatten", "MeanOverTime", "TimeDistributed"]

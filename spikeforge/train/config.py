@@ -62,7 +62,7 @@ class ModelConfig:
     surrogate: str = "atan"
     alpha: float | None = None
     backend: str = "auto"
-    channels: list[int] = field(default_factory=lambda: [16, 32])
+    channels: list[int] = field(default_factory=lambda: [32, 64])
     hidden: int = 256
     dropout: float = 0.0
 
@@ -88,7 +88,7 @@ class OptimConfig:
     weight decay, momentum (sgd) and the schedule (``cosine`` or ``none``)."""
 
     name: str = "adam"
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
     scheduler: str = "cosine"
@@ -118,7 +118,7 @@ class RunConfig:
     ``threads`` (CPU threads; null = all cores), ``progress`` (show a bar)."""
 
     seed: int = 0
-    epochs: int = 6
+    epochs: int = 8
     device: str = "cpu"
     threads: int | None = None
     progress: bool = True
@@ -212,7 +212,9 @@ def config_from_dict(values: dict) -> RunConfig:
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise ConfigError(f"a config must be a mapping at the top level, got {type(values).__name__}")
+        raise ConfigError(
+            f"a config must be a mapping at the top level, got {type(values).__name__}"
+        )
     cfg = _build(RunConfig, values)
     cfg.validate()
     return cfg
