@@ -27,7 +27,18 @@ class DataConfig:
     ``time_steps``: T; ``encoding``: how static inputs become ``[T, B, ...]``
     (``direct`` repeats the analog input, ``rate`` draws Bernoulli spikes);
     ``root``/``download``: where neuromorphic datasets live, and whether to
-    fetch them; ``augment``: augmentation names for event frames."""
+    fetch them; ``augment``: augmentation names for event frames.
+
+    Event datasets become ``time_steps`` frames per sample
+    (:mod:`spikeforge.data.neuromorphic`): ``frame_mode`` ``time_bins`` cuts
+    each recording's time span into equal bins, ``event_bins`` into bins of
+    equal event count; ``frame_overlap`` in ``[0, 1)`` widens each bin by that
+    fraction (Tonic's overlap); ``frame_scale`` in ``(0, 1]`` shrinks pixel
+    coordinates (null: the dataset's default, 1 except N-Caltech101's 0.25);
+    ``denoise_time`` (microseconds, null = off) drops events with no
+    neighbour event that recent; ``skip_corrupt`` skips unreadable files
+    instead of failing; ``cache_dir`` holds converted frames (null:
+    ``<root>/.spikeforge_cache``)."""
 
     name: str = "mnist5k"
     time_steps: int = 4
@@ -36,13 +47,24 @@ class DataConfig:
     root: str | None = None
     download: bool = False
     skip_corrupt: bool = False
-    augment: list[str] = field(default_factory=list)
+    augment: list[str] = field(default_factory=lambda: ["translate:2"])
     cache_dir: str | None = None
+    frame_mode: str = "time_bins"
+    frame_overlap: float = 0.0
+    frame_scale: float | None = None
+    denoise_time: float | None = None
 
     def validate(self, prefix: str) -> None:
         _positive(self.time_steps, f"{prefix}.time_steps")
         _positive(self.batch_size, f"{prefix}.batch_size")
         _choice(self.encoding, ("direct", "rate", "poisson"), f"{prefix}.encoding")
+        _choice(self.frame_mode, ("time_bins", "event_bins"), f"{prefix}.frame_mode")
+        if not 0 <= self.frame_overlap < 1:
+            raise ConfigError(f"{prefix}.frame_overlap must be in [0, 1), got {self.frame_overlap}")
+        if self.frame_scale is not None and not 0 < self.frame_scale <= 1:
+            raise ConfigError(f"{prefix}.frame_scale must be in (0, 1], got {self.frame_scale}")
+        if self.denoise_time is not None and not self.denoise_time > 0:
+            raise ConfigError(f"{prefix}.denoise_time must be > 0, got {self.denoise_time}")
 
 
 @dataclass
