@@ -582,9 +582,11 @@ class FramesDataset(Dataset):
         shape = self.transform.frame_shape
         return (int(np.prod(shape)),) if self.flatten else shape
 
-    def _convert(self, i: int) -> tuple[np.ndarray, int]:
+    def _convert(self, i: int) -> tuple[np.ndarray, Any]:
         try:
             events, label = self.events_dataset[i]
+        except (ImportError, MemoryError):
+            raise
         except Exception as e:  # noqa: BLE001 - reported with the file's name
             raise CorruptSampleError(self.source(i), f"{type(e).__name__}: {e}") from e
         try:
@@ -594,7 +596,7 @@ class FramesDataset(Dataset):
         self.conversions += 1
         if self.cache is not None:
             self.cache.save(i, frames)
-        return frames, int(label)
+        return frames, label
 
     def _load(self, i: int) -> tuple[np.ndarray, int]:
         if self.cache is not None and self.labels is not None:
@@ -602,7 +604,7 @@ class FramesDataset(Dataset):
             if frames is not None:
                 return frames, self.labels[i]
         frames, label = self._convert(i)
-        return frames, (label if self.labels is None else self.labels[i])
+        return frames, (int(label) if self.labels is None else self.labels[i])
 
     def __getitem__(self, k: int):
         n = len(self.indices)
