@@ -10,7 +10,9 @@ random permutation of its 500 rows puts 400 in train and 100 in test (4,000 /
 ``digits8x8``: scikit-learn's 1,797 8x8 digits (pixels 0-16), stratified 80/20
 split with the same rule.
 
-Pixels are scaled to ``[0, 1]`` and returned as float32 ``[1, H, W]``.
+Pixels are scaled to ``[0, 1]`` and returned as float32 ``[1, H, W]``. The
+training split is augmented batch-wise with ``cfg.augment`` (e.g.
+``["translate:2"]``, see :mod:`spikeforge.data.augment`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from spikeforge.data.augment import build_batch_augment
 from spikeforge.data.registry import DatasetBundle, register_dataset
 
 SPLIT_SEED = 0
@@ -66,7 +69,7 @@ def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     return data[:, :784].reshape(-1, 28, 28).astype(np.uint8), data[:, 784].astype(np.int64)
 
 
-def _bundle(images: np.ndarray, labels: np.ndarray, scale: float, name: str) -> DatasetBundle:
+def _bundle(images: np.ndarray, labels: np.ndarray, scale: float, name: str, cfg) -> DatasetBundle:
     tr, te = stratified_split(labels, 0.2)
     x = torch.from_numpy(images.astype(np.float32) / scale).unsqueeze(1)
     y = torch.from_numpy(labels)
@@ -77,6 +80,7 @@ def _bundle(images: np.ndarray, labels: np.ndarray, scale: float, name: str) -> 
         num_classes=int(labels.max()) + 1,
         temporal=False,
         info={"name": name, "train_size": len(tr), "test_size": len(te)},
+        train_transform=build_batch_augment(getattr(cfg, "augment", None)),
     )
 
 
@@ -84,7 +88,7 @@ def _bundle(images: np.ndarray, labels: np.ndarray, scale: float, name: str) -> 
 def mnist5k(cfg=None) -> DatasetBundle:
     """The embedded MNIST digits (see the module docstring)."""
     images, labels = load_mnist5k()
-    return _bundle(images, labels, 255.0, "mnist5k")
+    return _bundle(images, labels, 255.0, "mnist5k", cfg)
 
 
 @register_dataset("digits8x8", "scikit-learn's 1,797 8x8 digits, stratified 80/20")
@@ -93,4 +97,4 @@ def digits8x8(cfg=None) -> DatasetBundle:
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return _bundle(d.images, d.target.astype(np.int64), 16.0, "digits8x8")
+    return _bundle(d.images, d.target.astype(np.int64), 16.0, "digits8x8", cfg)

@@ -27,7 +27,8 @@ class DataConfig:
     ``time_steps``: T; ``encoding``: how static inputs become ``[T, B, ...]``
     (``direct`` repeats the analog input, ``rate`` draws Bernoulli spikes);
     ``root``/``download``: where neuromorphic datasets live, and whether to
-    fetch them; ``augment``: augmentation names for event frames.
+    fetch them; ``augment``: training-batch augmentations (``translate:N``,
+    ``flip``, ``cutout:N``; default a random shift of up to 2 pixels).
 
     Event datasets become ``time_steps`` frames per sample
     (:mod:`spikeforge.data.neuromorphic`): ``frame_mode`` ``time_bins`` cuts
@@ -140,7 +141,7 @@ class RunConfig:
     ``threads`` (CPU threads; null = all cores), ``progress`` (show a bar)."""
 
     seed: int = 0
-    epochs: int = 8
+    epochs: int = 10
     device: str = "cpu"
     threads: int | None = None
     progress: bool = True
