@@ -183,18 +183,22 @@ def _accumulate(pix: np.ndarray, starts: np.ndarray, ends: np.ndarray, n_pix: in
     """Frame ``k`` = histogram of ``pix[starts[k]:ends[k]]`` over ``n_pix`` bins,
     float32 ``[K, n_pix]``, accumulated straight into the output with
     ``np.add.at`` (numpy >= 1.25 runs a scalar float32 add over a 1-D intp
-    index as a tight loop). Few windows: one call per window (overlapping
-    windows just count an event in each); many disjoint windows: one call over
-    the flat ``k * n_pix + pix`` index. ``pix`` may be modified."""
+    index as a tight loop). Contiguous windows over few events, or many short
+    windows: one call over the flat ``k * n_pix + pix`` index (call overhead
+    dominates there). Otherwise one call per window, which needs no
+    event-sized temporary (their page faults cost more than the adds) and
+    counts an event in every overlapping window that holds it. ``pix`` may be
+    modified."""
     k = len(starts)
     out = np.zeros((k, n_pix), dtype=np.float32)
     if k == 0 or int(ends.max()) == 0:
         return out
     one = np.float32(1)
-    if k > 32 and np.array_equal(starts[1:], ends[:-1]):
-        lo, hi = int(starts[0]), int(ends[-1])
+    lo, hi = int(starts[0]), int(ends[-1])
+    if (hi - lo <= 16384 or hi - lo < 256 * k) and np.array_equal(starts[1:], ends[:-1]):
         idx = pix[lo:hi]
-        idx += np.repeat(np.arange(k, dtype=np.intp) * n_pix, ends - starts)
+        if k > 1:
+            idx += np.repeat(np.arange(k, dtype=np.intp) * n_pix, ends - starts)
         np.add.at(out.reshape(-1), idx, one)
         return out
     for i, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
