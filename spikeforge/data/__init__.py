@@ -2,6 +2,7 @@
 
 from spikeforge.data import (
     embedded,  # noqa: F401  (registers the embedded datasets)
+    neuromorphic,  # noqa: F401
     nmnist_sim,  # noqa: F401
 )
 from spikeforge.data.registry import DATASETS, DatasetBundle, get_dataset, register_dataset
