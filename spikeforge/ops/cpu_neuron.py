@@ -1,0 +1,497 @@
+"""Fused multi-step IF / LIF / PLIF on the CPU (numba).
+
+The same recurrence as the reference (:mod:`spikeforge.ops.spec`), fused over time::
+
+    H[t] = V[t-1] + k (X[t] - (V[t-1] - V_rest))   (or the IF / non-decay-input forms)
+    S[t] = Heaviside(H[t] - V_th)
+    V[t] = reset(H[t], S[t])
+
+compiled with numba. Work is split into chunks of neurons; per chunk the loop runs
+over t outside and over the chunk's neurons inside (the vectorised loop), with the
+membrane in a small local array. Backward re-runs the forward of the chunk into a
+local ``[T, chunk]`` scratch of ``H`` (cache-resident) and then the reverse-time
+recurrence, so training moves five passes over ``[T, N]`` (forward: read x, write
+spikes; backward: read x, read grad spikes, write grad x) and saves only ``x``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from llvmlite import ir
+from numba import get_num_threads, njit, prange, types
+from numba.extending import intrinsic, overload
+
+from spikeforge.ops.spec import NeuronSpec
+
+# ---------------------------------------------------------------------------
+# Bit-level conversions for 16-bit floats. numba has no float16/bfloat16 type,
+# so half tensors cross the boundary viewed as uint16 and are widened to
+# float32 inside the loops (exactly, as torch's ``.float()`` does) and narrowed
+# back with round-to-nearest-even (as torch's ``.to(half)`` does).
+# ---------------------------------------------------------------------------
+
+
+@intrinsic
+def _f32_from_bits(typingctx, u):
+    """Reinterpret the bits of a uint32 as a float32."""
+    sig = types.float32(types.uint32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+@intrinsic
+def _bits_from_f32(typingctx, f):
+    """Reinterpret the bits of a float32 as a uint32."""
+    sig = types.uint32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+@intrinsic
+def _f32_from_half_bits(typingctx, u):
+    """IEEE half (given as uint16 bits) widened exactly to float32."""
+    sig = types.float32(types.uint16)
+
+    def codegen(context, builder, signature, args):
+        h = builder.bitcast(args[0], ir.HalfType())
+        return builder.fpext(h, ir.FloatType())
+
+    return sig, codegen
+
+
+@intrinsic
+def _half_bits_from_f32(typingctx, f):
+    """float32 rounded to the nearest IEEE half (ties to even), returned as uint16 bits."""
+    sig = types.uint16(types.float32)
+
+    def codegen(context, builder, signature, args):
+        h = builder.fptrunc(args[0], ir.HalfType())
+        return builder.bitcast(h, ir.IntType(16))
+
+    return sig, codegen
+
+
+# Storage formats. A half tensor reaches numba as raw 16-bit words, and the
+# element type of that view says which format it is, so every load and store is
+# resolved when the loop is compiled (no per-element branch): bfloat16 travels
+# as uint16, float16 as int16.
+FMT_NATIVE, FMT_BF16, FMT_F16 = 0, 1, 2
+
+
+def _ld(a, i):
+    """``a[i]`` widened to float (stub; compiled by the overload below)."""
+    raise NotImplementedError
+
+
+@overload(_ld, inline="always")
+def _ld_impl(a, i):
+    if a.dtype == types.uint16:  # bfloat16 bits: widen by a 16-bit shift (exact)
+
+        def load_bf16(a, i):
+            return _f32_from_bits(np.uint32(a[i]) << np.uint32(16))
+
+        return load_bf16
+    if a.dtype == types.int16:  # float16 bits: exact hardware widening
+
+        def load_f16(a, i):
+            return _f32_from_half_bits(np.uint16(a[i]))
+
+        return load_f16
+
+    def load_native(a, i):
+        return a[i]
+
+    return load_native
+
+
+@njit(inline="always", cache=True)
+def _bf16_bits(f):
+    """float32 -> bfloat16 bits, round to nearest even, NaN -> 0x7FC0 (as torch)."""
+    u = _bits_from_f32(np.float32(f))
+    if f != f:
+        return np.uint16(0x7FC0)
+    bias = ((u >> np.uint32(16)) & np.uint32(1)) + np.uint32(0x7FFF)
+    return np.uint16((u + bias) >> np.uint32(16))
+
+
+def _st(a, i, val):
+    """``a[i] = val`` narrowed to ``a``'s format (stub; compiled by the overload below)."""
+    raise NotImplementedError
+
+
+@overload(_st, inline="always")
+def _st_impl(a, i, val):
+    if a.dtype == types.uint16:
+
+        def store_bf16(a, i, val):
+            a[i] = _bf16_bits(val)
+
+        return store_bf16
+    if a.dtype == types.int16:
+
+        def store_f16(a, i, val):
+            a[i] = np.int16(_half_bits_from_f32(np.float32(val)))
+
+        return store_f16
+
+    def store_native(a, i, val):
+        a[i] = val
+
+    return store_native
+
+
+# Indices into the per-call parameter vector (compute dtype). Every constant the
+# loops use comes from here so that no float64 literal widens float32 arithmetic.
+(P_K, P_VTH, P_VRESET, P_VREST, P_ALPHA, P_C1, P_C2, P_ONE, P_ZERO, P_OMK, P_INV_ALPHA) = range(11)
+N_PARAMS = 11
+# Indices into the per-call option vector (int64).
+(O_KIND, O_DECAY, O_RESET, O_DETACH, O_SURR, O_HAS_V0, O_HAS_GV, O_NEED_GK, O_NEED_GX,
+ O_NEED_GV0) = range(10)
+N_OPTS = 10
+
+
+@njit(inline="always", cache=True)
+def _charge(v, x, k, vrest, kind, decay):
+    """``H[t]`` from ``V[t-1]`` and ``X[t]``, the same operation order as the reference."""
+    if kind == 0:
+        return v + x
+    if decay:
+        return v + k * (x - (v - vrest))
+    return v - k * (v - vrest) + x
+
+
+@njit(inline="always", cache=True)
+def _reset(h, s, one, vth, vreset, reset):
+    """``V[t]`` from ``H[t]`` and the spike ``s`` in {0, 1} (compute dtype)."""
+    if reset == 0:
+        return h * (one - s) + vreset * s
+    if reset == 1:
+        return h - vth * s
+    return h
+
+
+@njit(inline="always", cache=True)
+def _sg(z, surr, alpha, c1, c2, one, zero, inv_alpha):
+    """Surrogate derivative ``g'(z)`` (see spikeforge.functional.surrogate).
+
+    ``c1``/``c2`` are ``pi/2 alpha`` and ``alpha/2`` for atan, ``alpha/2`` (c2) for
+    the rectangle."""
+    if surr == 0:  # sigmoid
+        sig = one / (one + np.exp(-alpha * z))
+        return alpha * sig * (one - sig)
+    if surr == 1:  # atan
+        u = c1 * z
+        return c2 / (one + u * u)
+    if surr == 2:  # fast_sigmoid
+        d = one + alpha * abs(z)
+        return one / (d * d)
+    if surr == 3:  # rectangle
+        return inv_alpha if abs(z) < c2 else zero
+    r = one - abs(z) / alpha  # triangle
+    return (r if r > zero else zero) / alpha
+
+
+def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads):
+    """Forward over ``x`` ``[T, N]``: writes spikes ``s`` and the final membrane ``vout``.
+
+    Each worker takes every ``nthreads``-th chunk of ``chunk`` neurons and runs
+    ``H[t] = charge(V[t-1], X[t])``, ``S[t] = H[t] - V_th >= 0``, ``V[t] = reset(H[t], S[t])``
+    over t with the chunk's membrane in a local array; the inner loop over the
+    chunk's neurons is the vectorised one.
+    """
+    T, N = x.shape
+    k, vth, vreset, vrest = params[P_K], params[P_VTH], params[P_VRESET], params[P_VREST]
+    one, zero = params[P_ONE], params[P_ZERO]
+    kind, decay, reset, has_v0 = opts[O_KIND], opts[O_DECAY], opts[O_RESET], opts[O_HAS_V0]
+    one_s = sone[0]
+    zero_s = sone[1]
+    nchunks = (N + chunk - 1) // chunk
+    nw = min(nthreads, nchunks)
+    for w in prange(nw):
+        v = np.empty(chunk, params.dtype)
+        for c in range(w, nchunks, nw):
+            n0 = c * chunk
+            m = min(chunk, N - n0)
+            if has_v0:
+                v0c = v0[n0 : n0 + m]
+                for i in range(m):
+                    v[i] = v0c[i]
+            else:
+                v[:m] = zero
+            for t in range(T):
+                xr = x[t, n0 : n0 + m]
+                sr = s[t, n0 : n0 + m]
+                for i in range(m):
+                    h = _charge(v[i], _ld(xr, i), k, vrest, kind, decay)
+                    spike = h - vth >= zero
+                    sr[i] = one_s if spike else zero_s
+                    v[i] = _reset(h, one if spike else zero, one, vth, vreset, reset)
+            vo = vout[n0 : n0 + m]
+            for i in range(m):
+                vo[i] = v[i]
+
+
+def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads):
+    """Backward over ``[T, N]``: per chunk of neurons, re-run the forward into a local
+    ``[T, chunk]`` scratch of ``H`` and then the reverse-time recurrence::
+
+        gH[t]   = gS[t] sg(H[t] - V_th) + gV[t] dV[t]/dH[t]
+        gX[t]   = k gH[t] (LIF, decay_input) else gH[t]
+        gV[t-1] = (1 - k) gH[t] (LIF) else gH[t]
+        gk     += gH[t] (X[t] - (V[t-1] - V_rest))   (decay_input) else gH[t] (V_rest - V[t-1])
+
+    with ``dV/dH = (1 - S) + (V_reset - H) sg`` (hard), ``1 - V_th sg`` (soft), 1 (none),
+    the ``sg`` terms dropped under ``detach_reset``. ``gV[T-1]`` is the gradient of the final
+    membrane. Writes ``gx`` ``[T, N]``, ``gv0`` ``[N]`` and one partial ``gk`` per worker.
+    ``V[t-1]`` for ``gk`` is recomputed from the scratch's ``H[t-1]``, never stored.
+    """
+    T, N = x.shape
+    k, vth, vreset, vrest = params[P_K], params[P_VTH], params[P_VRESET], params[P_VREST]
+    alpha, c1, c2 = params[P_ALPHA], params[P_C1], params[P_C2]
+    one, zero, omk, inv_alpha = params[P_ONE], params[P_ZERO], params[P_OMK], params[P_INV_ALPHA]
+    kind, decay, reset, detach = opts[O_KIND], opts[O_DECAY], opts[O_RESET], opts[O_DETACH]
+    surr, has_v0, has_gv = opts[O_SURR], opts[O_HAS_V0], opts[O_HAS_GV]
+    need_gk, need_gx, need_gv0 = opts[O_NEED_GK], opts[O_NEED_GX], opts[O_NEED_GV0]
+    # gX = gH * kx, gV[t-1] = gH * kv
+    kx = k if (kind == 1 and decay == 1) else one
+    kv = omk if kind == 1 else one
+    nchunks = (N + chunk - 1) // chunk
+    nw = min(nthreads, nchunks)
+    for w in prange(nw):
+        hs = np.empty((T, chunk), params.dtype)
+        v = np.empty(chunk, params.dtype)
+        vinit = np.empty(chunk, params.dtype)
+        gk_acc = np.zeros(chunk, params.dtype)
+        for c in range(w, nchunks, nw):
+            n0 = c * chunk
+            m = min(chunk, N - n0)
+            # forward recompute: H[t] into the scratch
+            if has_v0:
+                v0c = v0[n0 : n0 + m]
+                for i in range(m):
+                    v[i] = v0c[i]
+            else:
+                v[:m] = zero
+            for i in range(m):
+                vinit[i] = v[i]
+            for t in range(T):
+                xr = x[t, n0 : n0 + m]
+                hr = hs[t]
+                for i in range(m):
+                    h = _charge(v[i], _ld(xr, i), k, vrest, kind, decay)
+                    hr[i] = h
+                    v[i] = _reset(h, one if h - vth >= zero else zero, one, vth, vreset, reset)
+            # reverse time; v now holds the membrane gradient gV
+            if has_gv:
+                gvc = gvT[n0 : n0 + m]
+                for i in range(m):
+                    v[i] = gvc[i]
+            else:
+                v[:m] = zero
+            for t in range(T - 1, -1, -1):
+                hr = hs[t]
+                hpr = hs[t - 1] if t > 0 else hs[0]
+                gsr = gs[t, n0 : n0 + m]
+                gxr = gx[t, n0 : n0 + m] if need_gx else gx[0, 0:0]
+                xr = x[t, n0 : n0 + m] if need_gk else x[0, 0:0]
+                first = t == 0
+                for i in range(m):
+                    h = hr[i]
+                    z = h - vth
+                    s = one if z >= zero else zero
+                    sg = _sg(z, surr, alpha, c1, c2, one, zero, inv_alpha)
+                    if reset == 0:
+                        dvdh = (one - s) if detach else (one - s) + (vreset - h) * sg
+                    elif reset == 1:
+                        dvdh = one if detach else one - vth * sg
+                    else:
+                        dvdh = one
+                    gh = _ld(gsr, i) * sg + v[i] * dvdh
+                    if need_gx:
+                        _st(gxr, i, gh * kx)
+                    if need_gk:
+                        if first:
+                            vp = vinit[i]
+                        else:
+                            hp = hpr[i]
+                            sp = one if hp - vth >= zero else zero
+                            vp = _reset(hp, sp, one, vth, vreset, reset)
+                        if decay:
+                            gk_acc[i] += gh * (_ld(xr, i) - (vp - vrest))
+                        else:
+                            gk_acc[i] -= gh * (vp - vrest)
+                    v[i] = gh * kv
+            if need_gv0:
+                g0 = gv0[n0 : n0 + m]
+                for i in range(m):
+                    g0[i] = v[i]
+        acc = zero
+        for i in range(chunk):
+            acc += gk_acc[i]
+        gk_part[w] = acc
+
+
+# One compiled copy per threading mode: small problems run serially, as a
+# parallel region costs a thread wake-up and a barrier (milliseconds on a busy
+# machine) that a few thousand neurons do not pay back.
+_forward_serial = njit(cache=True, nogil=True)(_forward_py)
+_forward_parallel = njit(parallel=True, cache=True, nogil=True)(_forward_py)
+_backward_serial = njit(cache=True, nogil=True)(_backward_py)
+_backward_parallel = njit(parallel=True, cache=True, nogil=True)(_backward_py)
+# Below this many elements of [T, N] the serial loop is used.
+PARALLEL_MIN_ELEMENTS = 1 << 18
+
+
+# ---------------------------------------------------------------------------
+# Host side
+# ---------------------------------------------------------------------------
+
+_SPIKE_ONE = {FMT_BF16: 0x3F80, FMT_F16: 0x3C00}  # 1.0 in bfloat16 / float16 bits
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the state and arithmetic use for input ``dtype``: float64 stays float64,
+    everything else runs in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _kernel_array(t: torch.Tensor) -> tuple[np.ndarray, int]:
+    """A numpy view of a contiguous CPU tensor and its storage format code."""
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16), FMT_BF16
+    if t.dtype == torch.float16:
+        return t.view(torch.int16).numpy(), FMT_F16
+    return t.numpy(), FMT_NATIVE
+
+
+def _params(spec: NeuronSpec, k: float, np_dtype) -> np.ndarray:
+    a = spec.alpha
+    vals = [0.0] * N_PARAMS
+    vals[P_K], vals[P_VTH], vals[P_VRESET], vals[P_VREST] = k, spec.v_threshold, spec.v_reset, 0.0
+    vals[P_VREST] = spec.v_rest
+    vals[P_ALPHA], vals[P_C1], vals[P_C2] = a, np.pi / 2 * a, a / 2
+    vals[P_ONE], vals[P_ZERO], vals[P_INV_ALPHA] = 1.0, 0.0, 1.0 / a
+    p = np.array(vals, dtype=np_dtype)
+    p[P_OMK] = p[P_ONE] - p[P_K]  # 1 - k in the compute dtype
+    return p
+
+
+def _opts(spec: NeuronSpec, has_v0: bool, **flags) -> np.ndarray:
+    o = np.zeros(N_OPTS, dtype=np.int64)
+    o[O_KIND] = 0 if spec.kind == "if" else 1
+    o[O_DECAY] = int(spec.decay_input)
+    o[O_RESET] = spec.reset_id
+    o[O_DETACH] = int(spec.detach_reset)
+    o[O_SURR] = spec.surrogate_id
+    o[O_HAS_V0] = int(has_v0)
+    for name, value in flags.items():
+        o[globals()["O_" + name.upper()]] = int(value)
+    return o
+
+
+def chunk_size(T: int, itemsize: int) -> int:
+    """Neurons per chunk: the backward's ``[T, chunk]`` scratch of ``H`` plus the chunk's
+    slice of ``x`` stay within about half of a 1 MiB L2; between 256 and 4096, a
+    multiple of 64."""
+    c = (512 * 1024) // max(1, 2 * T * itemsize)
+    return int(max(256, min(4096, c // 64 * 64)))
+
+
+def _pick(serial, parallel, T: int, N: int, chunk: int):
+    """The serial or parallel compiled kernel for a ``[T, N]`` problem, and its thread count."""
+    nthreads = get_num_threads()
+    if nthreads == 1 or T * N < PARALLEL_MIN_ELEMENTS or N <= chunk:
+        return serial, 1
+    return parallel, nthreads
+
+
+def _k_value(k) -> float:
+    return float(k.detach().item()) if isinstance(k, torch.Tensor) else float(k)
+
+
+def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec):
+    """Raw fused forward (no autograd) over contiguous ``x2d`` ``[T, N]`` on the CPU.
+
+    Returns ``(spikes [T, N] in x's dtype, v_final [N] in the compute dtype)``."""
+    T, N = x2d.shape
+    cdt = compute_dtype(x2d.dtype)
+    np_cdt = np.float64 if cdt == torch.float64 else np.float32
+    xa, fmt = _kernel_array(x2d)
+    s = torch.empty_like(x2d)
+    sa, _ = _kernel_array(s)
+    v = torch.empty(N, dtype=cdt)
+    v0a = (
+        np.zeros(0, np_cdt)
+        if v0 is None
+        else v0.detach().reshape(N).to(cdt).contiguous().numpy()
+    )
+    sone = np.array([_SPIKE_ONE.get(fmt, 1), 0], dtype=sa.dtype)
+    params = _params(spec, _k_value(k), np_cdt)
+    opts = _opts(spec, v0 is not None)
+    chunk = chunk_size(T, v.element_size())
+    kernel, nthreads = _pick(_forward_serial, _forward_parallel, T, N, chunk)
+    kernel(xa, v0a, sa, v.numpy(), params, opts, sone, chunk, nthreads)
+    return s, v
+
+
+def backward(
+    x2d: torch.Tensor,
+    v0: torch.Tensor | None,
+    k,
+    spec: NeuronSpec,
+    grad_s: torch.Tensor | None,
+    grad_v: torch.Tensor | None,
+    need_gx: bool = True,
+    need_gv0: bool = True,
+    need_gk: bool = True,
+):
+    """Raw fused backward: ``(grad_x [T, N] in x's dtype or None, grad_v0 [N] in the compute
+    dtype or None, grad_k as a 0-d compute-dtype tensor or None)`` (equations in
+    :func:`_backward`)."""
+    T, N = x2d.shape
+    cdt = compute_dtype(x2d.dtype)
+    np_cdt = np.float64 if cdt == torch.float64 else np.float32
+    xa, _ = _kernel_array(x2d)
+    if grad_s is None:
+        grad_s = torch.zeros_like(x2d)
+    gsa, _ = _kernel_array(grad_s.reshape(T, N).to(x2d.dtype).contiguous())
+    gva = (
+        np.zeros(0, np_cdt)
+        if grad_v is None
+        else grad_v.reshape(N).to(cdt).contiguous().numpy()
+    )
+    v0a = (
+        np.zeros(0, np_cdt)
+        if v0 is None
+        else v0.detach().reshape(N).to(cdt).contiguous().numpy()
+    )
+    need_gv0 = need_gv0 and v0 is not None
+    need_gk = need_gk and spec.kind == "lif"
+    gx = torch.empty_like(x2d) if need_gx else torch.empty((0, 0), dtype=x2d.dtype)
+    gxa, _ = _kernel_array(gx)
+    gv0 = torch.empty(N if need_gv0 else 0, dtype=cdt)
+    chunk = chunk_size(T, gv0.element_size())
+    kernel, nthreads = _pick(_backward_serial, _backward_parallel, T, N, chunk)
+    gk_part = torch.zeros(nthreads, dtype=cdt)
+    params = _params(spec, _k_value(k), np_cdt)
+    opts = _opts(
+        spec,
+        v0 is not None,
+        has_gv=grad_v is not None,
+        need_gk=need_gk,
+        need_gx=need_gx,
+        need_gv0=need_gv0,
+    )
+    kernel(xa, v0a, gsa, gva, gxa, gv0.numpy(), gk_part.numpy(), params, opts, chunk, nthreads)
+    return (
+        gx if need_gx else None,
+        gv0 if need_gv0 else None,
+        gk_part.sum() if need_gk else None,
+    )
