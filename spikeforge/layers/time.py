@@ -13,6 +13,13 @@ class TimeDistributed(nn.Module):
     ``[T, B, ...] -> [T*B, ...] -> layer -> [T, B, ...]``. With BatchNorm this
     normalises over time and batch together (the statistics of tdBN,
     Zheng et al. AAAI 2021, without its threshold scaling).
+
+    A direct-encoded input repeats one tensor over time; when ``x`` is such a
+    broadcast view (stride 0 along time) the layer runs once on ``x[0]`` and the
+    result is broadcast back: the same outputs (BatchNorm's batch mean and
+    biased variance over T identical copies equal those over one), T times less
+    work. The one difference: BatchNorm's running variance applies its unbiased
+    correction ``n/(n-1)`` with ``n = B*H*W`` rather than ``T*B*H*W``.
     """
 
     def __init__(self, layer: nn.Module) -> None:
