@@ -28,7 +28,9 @@ class DataConfig:
     (``direct`` repeats the analog input, ``rate`` draws Bernoulli spikes);
     ``root``/``download``: where neuromorphic datasets live, and whether to
     fetch them; ``augment``: training-batch augmentations (``translate:N``,
-    ``flip``, ``cutout:N``; default a random shift of up to 2 pixels).
+    ``flip``, ``cutout:N``); null means the dataset's own default (``mnist5k``:
+    ``[translate:2]``, a random shift of up to 2 pixels; the others: none) and
+    ``[]`` means none.
 
     Event datasets become ``time_steps`` frames per sample
     (:mod:`spikeforge.data.neuromorphic`): ``frame_mode`` ``time_bins`` cuts
@@ -48,7 +50,7 @@ class DataConfig:
     root: str | None = None
     download: bool = False
     skip_corrupt: bool = False
-    augment: list[str] = field(default_factory=lambda: ["translate:2"])
+    augment: list[str] | None = None
     cache_dir: str | None = None
     frame_mode: str = "time_bins"
     frame_overlap: float = 0.0
