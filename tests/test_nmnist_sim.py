@@ -57,8 +57,7 @@ def test_labels_match_mnist5k_split(bundle):
 
 def test_events_follow_the_digit(bundle):
     # events lie where the digit (moved by at most saccade_px / 2) has edges
-    images, _ = load_mnist5k()
-    _, labels = load_mnist5k()
+    images, labels = load_mnist5k()
     tr, _ = stratified_split(labels, 0.2)
     x, _ = bundle.train[0]
     counts = x.sum((0, 1)).numpy()
