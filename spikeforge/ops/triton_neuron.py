@@ -1,0 +1,346 @@
+"""Fused multi-step IF / LIF / PLIF in Triton (CUDA; or Triton's CPU interpreter).
+
+One program per block of ``BLOCK`` neurons loops over time; the update is the one of
+:mod:`spikeforge.ops.spec`::
+
+    H[t] = V[t-1] + k (X[t] - (V[t-1] - V_rest))     LIF, decay_input
+    H[t] = V[t-1] - k (V[t-1] - V_rest) + X[t]       LIF, not decay_input
+    H[t] = V[t-1] + X[t]                             IF
+    S[t] = Heaviside(H[t] - V_th)
+    V[t] = H[t] (1 - S[t]) + V_reset S[t]  |  H[t] - V_th S[t]  |  H[t]   (hard | soft | none)
+
+computed with the reference's operation order (and FMA contraction disabled) so that
+spikes and the final membrane equal the reference bit for bit. Inputs may be
+float32, bfloat16 or float16 (state and arithmetic in float32) or float64 (all in
+float64); spikes are stored in the input dtype.
+
+Training moves five passes over ``[T, N]``: the forward reads ``x`` and writes the
+spikes, saving nothing but ``x``; the backward first re-runs the forward recurrence,
+writing ``H[t]`` into the ``grad_x`` output buffer as scratch (hot in L2 right
+after), then runs the reverse-time recurrence reading ``H[t]`` back from that buffer
+and overwriting it with ``grad_x[t]``::
+
+    gH[t]   = gS[t] sg(H[t] - V_th) + gV[t] dV[t]/dH[t]
+    gX[t]   = k gH[t] (LIF, decay_input) else gH[t]
+    gV[t-1] = (1 - k) gH[t] (LIF) else gH[t]
+    gk     += gH[t] (X[t] - (V[t-1] - V_rest))  (decay_input)  else  -gH[t] (V[t-1] - V_rest)
+
+with ``dV/dH = (1 - S) + (V_reset - H) sg`` (hard; ``1 - S`` when detached),
+``1 - V_th sg`` (soft; 1 when detached), 1 (none), and ``sg`` the surrogate
+derivative of :mod:`spikeforge.functional.surrogate`. ``H[t-1]`` is loaded one
+step ahead and kept in registers so ``V[t-1]`` (for ``gk``) is recomputed, never
+stored. ``gk`` is summed per program into a small buffer and reduced in torch
+(deterministic, no atomics). For half-precision inputs ``grad_x`` has 2-byte
+elements that cannot hold a float32 ``H``, so a separate float32 ``[T, N]``
+scratch is used (the spikes would not be reproducible from a rounded ``H``).
+
+The kernels are written conservatively (plain ``for`` loops over ``T`` with
+loads/stores, constexpr switches for the options and the surrogate) so that what
+the interpreter verifies on the CPU is what compiles on a GPU. They are jitted
+lazily, as :class:`InterpretedFunction` when ``TRITON_INTERPRET=1`` and as
+``triton.jit`` otherwise, so the mode is read at first use, not at import.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from spikeforge.ops.spec import NeuronSpec
+
+# Parameter vector layout (compute dtype).
+_P_K, _P_VTH, _P_VRESET, _P_VREST, _P_ALPHA, _P_C1, _P_C2, _P_INV_ALPHA = range(8)
+
+
+def _fwd_kernel(
+    x_ptr, v0_ptr, s_ptr, v_ptr, p_ptr, T, N,
+    HAS_V0: tl.constexpr, KIND: tl.constexpr, DECAY: tl.constexpr, RESET: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """Forward: ``S[t]`` for every t and ``V[T-1]`` for one block of neurons."""
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    cdt = p_ptr.dtype.element_ty
+    k = tl.load(p_ptr + 0)
+    vth = tl.load(p_ptr + 1)
+    vreset = tl.load(p_ptr + 2)
+    vrest = tl.load(p_ptr + 3)
+    if HAS_V0:
+        v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(cdt)
+    else:
+        v = tl.zeros([BLOCK], dtype=cdt)
+    xp = x_ptr + offs
+    sp = s_ptr + offs
+    for _t in range(T):
+        x = tl.load(xp, mask=mask, other=0.0).to(cdt)
+        if KIND == 0:
+            h = v + x
+        elif DECAY:
+            h = v + k * (x - (v - vrest))
+        else:
+            h = v - k * (v - vrest) + x
+        s = tl.where(h - vth >= 0.0, 1.0, 0.0).to(cdt)
+        tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
+        if RESET == 0:
+            v = h * (1.0 - s) + vreset * s
+        elif RESET == 1:
+            v = h - vth * s
+        else:
+            v = h
+        xp += N
+        sp += N
+    tl.store(v_ptr + offs, v, mask=mask)
+
+
+def _bwd_kernel(
+    x_ptr, v0_ptr, gs_ptr, gv_ptr, gx_ptr, h_ptr, gv0_ptr, gk_ptr, p_ptr, T, N, last,
+    HAS_V0: tl.constexpr, HAS_GV: tl.constexpr, KIND: tl.constexpr, DECAY: tl.constexpr,
+    RESET: tl.constexpr, DETACH: tl.constexpr, SURR: tl.constexpr, NEED_GX: tl.constexpr,
+    NEED_GV0: tl.constexpr, NEED_GK: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Backward for one block of neurons: forward recompute of ``H`` into ``h_ptr``, then
+    the reverse-time recurrence writing ``grad_x`` (``h_ptr`` may alias ``gx_ptr``)."""
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    cdt = p_ptr.dtype.element_ty
+    k = tl.load(p_ptr + 0)
+    vth = tl.load(p_ptr + 1)
+    vreset = tl.load(p_ptr + 2)
+    vrest = tl.load(p_ptr + 3)
+    alpha = tl.load(p_ptr + 4)
+    c1 = tl.load(p_ptr + 5)
+    c2 = tl.load(p_ptr + 6)
+    inv_alpha = tl.load(p_ptr + 7)
+    if HAS_V0:
+        v0 = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(cdt)
+    else:
+        v0 = tl.zeros([BLOCK], dtype=cdt)
+
+    # 1) forward recompute: H[t] -> scratch
+    v = v0
+    xp = x_ptr + offs
+    hp = h_ptr + offs
+    for _t in range(T):
+        x = tl.load(xp, mask=mask, other=0.0).to(cdt)
+        if KIND == 0:
+            h = v + x
+        elif DECAY:
+            h = v + k * (x - (v - vrest))
+        else:
+            h = v - k * (v - vrest) + x
+        tl.store(hp, h, mask=mask)
+        s = tl.where(h - vth >= 0.0, 1.0, 0.0).to(cdt)
+        if RESET == 0:
+            v = h * (1.0 - s) + vreset * s
+        elif RESET == 1:
+            v = h - vth * s
+        else:
+            v = h
+        xp += N
+        hp += N
+
+    # 2) reverse time
+    if HAS_GV:
+        gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(cdt)
+    else:
+        gv = tl.zeros([BLOCK], dtype=cdt)
+    gk = tl.zeros([BLOCK], dtype=cdt)
+    hp = h_ptr + last + offs
+    gsp = gs_ptr + last + offs
+    gxp = gx_ptr + last + offs
+    xp = x_ptr + last + offs
+    h = tl.load(hp, mask=mask, other=0.0)
+    for i in range(T):
+        has_prev = (offs * 0 + i) < T - 1  # t = T - 1 - i > 0, as a block-shaped mask
+        h_prev = tl.load(hp - N, mask=mask & has_prev, other=0.0)
+        z = h - vth
+        s = tl.where(z >= 0.0, 1.0, 0.0).to(cdt)
+        if SURR == 0:  # sigmoid
+            sig = 1.0 / (1.0 + tl.exp(-alpha * z))
+            sg = alpha * sig * (1.0 - sig)
+        elif SURR == 1:  # atan
+            u = c1 * z
+            sg = c2 / (1.0 + u * u)
+        elif SURR == 2:  # fast_sigmoid
+            d = 1.0 + alpha * tl.abs(z)
+            sg = 1.0 / (d * d)
+        elif SURR == 3:  # rectangle
+            sg = tl.where(tl.abs(z) < c2, inv_alpha, 0.0).to(cdt)
+        else:  # triangle
+            sg = tl.maximum(1.0 - tl.abs(z) / alpha, 0.0) / alpha
+        if RESET == 0:
+            if DETACH:
+                dvdh = 1.0 - s
+            else:
+                dvdh = (1.0 - s) + (vreset - h) * sg
+        elif RESET == 1:
+            if DETACH:
+                dvdh = tl.full([BLOCK], 1.0, cdt)
+            else:
+                dvdh = 1.0 - vth * sg
+        else:
+            dvdh = tl.full([BLOCK], 1.0, cdt)
+        g_s = tl.load(gsp, mask=mask, other=0.0).to(cdt)
+        gh = g_s * sg + gv * dvdh
+        if NEED_GK:
+            s_prev = tl.where(h_prev - vth >= 0.0, 1.0, 0.0).to(cdt)
+            if RESET == 0:
+                v_prev = h_prev * (1.0 - s_prev) + vreset * s_prev
+            elif RESET == 1:
+                v_prev = h_prev - vth * s_prev
+            else:
+                v_prev = h_prev
+            v_prev = tl.where(has_prev, v_prev, v0)
+            if DECAY:
+                x = tl.load(xp, mask=mask, other=0.0).to(cdt)
+                gk += gh * (x - (v_prev - vrest))
+            else:
+                gk -= gh * (v_prev - vrest)
+        if NEED_GX:
+            if KIND == 1 and DECAY:
+                gx = gh * k
+            else:
+                gx = gh
+            tl.store(gxp, gx.to(gx_ptr.dtype.element_ty), mask=mask)
+        if KIND == 1:
+            gv = gh * (1.0 - k)
+        else:
+            gv = gh
+        h = h_prev
+        hp -= N
+        gsp -= N
+        gxp -= N
+        xp -= N
+    if NEED_GV0:
+        tl.store(gv0_ptr + offs, gv, mask=mask)
+    if NEED_GK:
+        tl.store(gk_ptr + pid, tl.sum(tl.where(mask, gk, 0.0), axis=0))
+
+
+_KERNELS: dict[bool, tuple] = {}
+
+
+def _interpret() -> bool:
+    from spikeforge.ops.dispatch import triton_interpret
+
+    return triton_interpret()
+
+
+def kernels():
+    """``(forward_kernel, backward_kernel)`` jitted for the current mode (compiled for
+    the GPU, or Triton's interpreter under ``TRITON_INTERPRET=1``)."""
+    mode = _interpret()
+    if mode not in _KERNELS:
+        if mode:
+            from triton.runtime.interpreter import InterpretedFunction
+
+            _KERNELS[mode] = (InterpretedFunction(_fwd_kernel), InterpretedFunction(_bwd_kernel))
+        else:
+            _KERNELS[mode] = (triton.jit(_fwd_kernel), triton.jit(_bwd_kernel))
+    return _KERNELS[mode]
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """State/arithmetic dtype: float64 for float64 input, float32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _params(spec: NeuronSpec, k, dtype: torch.dtype, device) -> torch.Tensor:
+    a = spec.alpha
+    vals = [0.0] * 8
+    vals[_P_VTH], vals[_P_VRESET], vals[_P_VREST] = spec.v_threshold, spec.v_reset, spec.v_rest
+    vals[_P_ALPHA], vals[_P_C1], vals[_P_C2], vals[_P_INV_ALPHA] = a, math.pi / 2 * a, a / 2, 1 / a
+    p = torch.tensor(vals, dtype=dtype, device=device)
+    if isinstance(k, torch.Tensor):
+        p[_P_K] = k.detach().reshape(()).to(device=device, dtype=dtype)  # no host sync
+    else:
+        p[_P_K] = float(k)
+    return p
+
+
+def _block(N: int) -> tuple[int, int]:
+    """``(BLOCK, num_warps)``: 1024 neurons per program on the GPU (8 per thread); in
+    the interpreter one program per block of up to 4096 keeps numpy calls few."""
+    if _interpret():
+        return max(16, min(4096, triton.next_power_of_2(max(N, 1)))), 4
+    return 1024, 4
+
+
+_LAUNCH = dict(enable_fp_fusion=False)  # no FMA contraction: spikes match the reference
+
+
+def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec):
+    """Raw fused forward (no autograd) over contiguous ``x2d`` ``[T, N]``.
+
+    Returns ``(spikes [T, N] in x's dtype, v_final [N] in the compute dtype)``."""
+    T, N = x2d.shape
+    cdt = compute_dtype(x2d.dtype)
+    s = torch.empty_like(x2d)
+    v = torch.empty(N, dtype=cdt, device=x2d.device)
+    if N == 0:
+        return s, v
+    p = _params(spec, k, cdt, x2d.device)
+    v0c = v0.detach().reshape(N).contiguous() if v0 is not None else v
+    BLOCK, warps = _block(N)
+    fwd, _ = kernels()
+    fwd[(triton.cdiv(N, BLOCK),)](
+        x2d, v0c, s, v, p, T, N,
+        HAS_V0=v0 is not None, KIND=0 if spec.kind == "if" else 1,
+        DECAY=bool(spec.decay_input), RESET=spec.reset_id, BLOCK=BLOCK, num_warps=warps,
+        **_LAUNCH,
+    )
+    return s, v
+
+
+def backward(
+    x2d: torch.Tensor,
+    v0: torch.Tensor | None,
+    k,
+    spec: NeuronSpec,
+    grad_s: torch.Tensor | None,
+    grad_v: torch.Tensor | None,
+    need_gx: bool = True,
+    need_gv0: bool = True,
+    need_gk: bool = True,
+):
+    """Raw fused backward: ``(grad_x [T, N] in x's dtype or None, grad_v0 [N] compute dtype
+    or None, grad_k 0-d compute dtype or None)``; equations in the module docstring."""
+    T, N = x2d.shape
+    dev = x2d.device
+    cdt = compute_dtype(x2d.dtype)
+    need_gv0 = need_gv0 and v0 is not None
+    need_gk = need_gk and spec.kind == "lif"
+    BLOCK, warps = _block(N)
+    grid = triton.cdiv(N, BLOCK)
+    gx = torch.empty_like(x2d) if need_gx else None
+    # H scratch: the grad_x buffer itself when it can hold the compute dtype
+    if gx is not None and gx.dtype == cdt:
+        hbuf = gx
+    else:
+        hbuf = torch.empty((T, N), dtype=cdt, device=dev)
+    gv0 = torch.empty(N if need_gv0 else 0, dtype=cdt, device=dev)
+    gk_part = torch.zeros(grid if need_gk else 0, dtype=cdt, device=dev)
+    if N == 0:
+        return gx, (gv0 if need_gv0 else None), (gk_part.sum() if need_gk else None)
+    p = _params(spec, k, cdt, dev)
+    if grad_s is None:
+        grad_s = torch.zeros_like(x2d)
+    gs = grad_s.reshape(T, N).contiguous()
+    gvT = grad_v.reshape(N).contiguous() if grad_v is not None else gv0
+    v0c = v0.detach().reshape(N).contiguous() if v0 is not None else gv0
+    _, bwd = kernels()
+    bwd[(grid,)](
+        x2d, v0c, gs, gvT, gx if gx is not None else hbuf, hbuf, gv0, gk_part, p,
+        T, N, (T - 1) * N,
+        HAS_V0=v0 is not None, HAS_GV=grad_v is not None,
+        KIND=0 if spec.kind == "if" else 1, DECAY=bool(spec.decay_input),
+        RESET=spec.reset_id, DETACH=bool(spec.detach_reset), SURR=spec.surrogate_id,
+        NEED_GX=gx is not None, NEED_GV0=need_gv0, NEED_GK=need_gk,
+        BLOCK=BLOCK, num_warps=warps, **_LAUNCH,
+    )
+    return gx, (gv0 if need_gv0 else None), (gk_part.sum() if need_gk else None)
