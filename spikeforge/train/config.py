@@ -58,6 +58,7 @@ class DataConfig:
     denoise_time: float | None = None
 
     def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
         _positive(self.time_steps, f"{prefix}.time_steps")
         _positive(self.batch_size, f"{prefix}.batch_size")
         _choice(self.encoding, ("direct", "rate", "poisson"), f"{prefix}.encoding")
@@ -92,6 +93,7 @@ class ModelConfig:
     dropout: float = 0.0
 
     def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
         _choice(self.neuron, ("lif", "plif", "if"), f"{prefix}.neuron")
         _choice(self.backend, ("auto", "reference", "cpu", "triton"), f"{prefix}.backend")
         _choice(
@@ -119,6 +121,7 @@ class OptimConfig:
     scheduler: str = "cosine"
 
     def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
         _choice(self.name, ("adam", "adamw", "sgd"), f"{prefix}.name")
         _choice(self.scheduler, ("cosine", "none"), f"{prefix}.scheduler")
         if not self.lr > 0:
@@ -134,6 +137,7 @@ class LossConfig:
     name: str = "ce"
 
     def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
         _choice(self.name, ("ce", "tet", "mse_rate"), f"{prefix}.name")
 
 
@@ -153,6 +157,7 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def validate(self, prefix: str = "") -> None:
+        """Check every section; raise :class:`ConfigError` naming the first bad key."""
         _positive(self.epochs, "epochs")
         _choice(self.device, ("cpu", "cuda", "auto"), "device")
         if self.threads is not None:
