@@ -1,0 +1,197 @@
+"""The numba CPU backend against the reference: every option, surrogate and dtype."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_ops_oracle import OPTION_GRID, check_against_reference, make_spec, random_input
+
+from spikeforge.functional.neuron import multistep_neuron
+from spikeforge.ops import _cpu_pool, cpu_neuron, dispatch
+from spikeforge.ops.spec import NeuronSpec
+
+pytestmark = pytest.mark.skipif(
+    not dispatch.is_available("cpu", torch.device("cpu")),
+    reason=str(dispatch.unavailable_reason("cpu", torch.device("cpu"))),
+)
+
+DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+@pytest.mark.parametrize("kind,reset,detach,decay,surrogate", OPTION_GRID)
+def test_every_option_and_dtype_matches_reference(kind, reset, detach, decay, surrogate):
+    spec = make_spec(kind, reset, detach, decay, surrogate)
+    for dtype in DTYPES:
+        x = random_input((5, 37), dtype)
+        for with_v0, plif in ((False, False), (True, True), (True, False), (False, True)):
+            v0 = random_input((37,), torch.float32, seed=2) * 0.5 if with_v0 else None
+            w = torch.tensor(0.3) if plif else None
+            check_against_reference("cpu", x, v0, w, spec)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nd_shape_and_noncontiguous_input(dtype):
+    spec = make_spec("lif", "hard", False, True, "sigmoid")
+    base = random_input((4, 6, 3, 7), dtype, seed=3)
+    x = base.transpose(1, 3)  # [4, 7, 3, 6], not contiguous
+    assert not x.is_contiguous()
+    v0 = random_input((7, 3, 6), torch.float32, seed=4).transpose(0, 2).contiguous()
+    v0 = v0.transpose(0, 2)  # non-contiguous v0 too
+    check_against_reference("cpu", x, v0, torch.tensor(-0.2), spec)
+    check_against_reference("cpu", base[:, ::2], None, None, spec)  # strided slice
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_parallel_path_matches_reference(dtype):
+    # large enough for the multi-threaded kernel and several chunks per thread
+    n = 70_000
+    assert 4 * n >= cpu_neuron.PARALLEL_MIN_ELEMENTS
+    spec = make_spec("lif", "soft", False, False, "triangle")
+    x = random_input((4, n), dtype, seed=5)
+    check_against_reference("cpu", x, random_input((n,), torch.float32, seed=6), None, spec)
+    spec = make_spec("lif", "hard", True, True, "atan")
+    check_against_reference("cpu", x, None, torch.tensor(0.1), spec)
+
+
+def test_single_step_and_empty_batch():
+    spec = make_spec("if", "hard", False, True, "rectangle")
+    check_against_reference("cpu", random_input((1, 9), torch.float32), None, None, spec)
+    s, v = dispatch.multistep("cpu", torch.zeros(3, 0), None, 0.5, spec)
+    assert s.shape == (3, 0) and v.shape == (0,)
+
+
+def test_only_k_needs_grad():
+    spec = make_spec("lif", "hard", False, True, "atan")
+    x = random_input((6, 50), torch.float32)
+    w = torch.tensor(0.2, requires_grad=True)
+    s, _ = dispatch.multistep("cpu", x, None, torch.sigmoid(w), spec)
+    s.sum().backward()
+    w_ref = torch.tensor(0.2, requires_grad=True)
+    from spikeforge.functional.neuron import multistep_reference
+
+    multistep_reference(x, None, torch.sigmoid(w_ref), spec).spikes.sum().backward()
+    torch.testing.assert_close(w.grad, w_ref.grad, rtol=2e-4, atol=1e-6)
+
+
+def test_module_lif_plif_if_equal_reference():
+    from spikeforge.neurons import IF, LIF, PLIF
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 4, 33) + 0.4
+    for make in (
+        lambda b: LIF(tau=2.0, detach_reset=True, backend=b),
+        lambda b: LIF(tau=3.0, v_reset=None, decay_input=False, surrogate="sigmoid", backend=b),
+        lambda b: PLIF(init_tau=2.5, surrogate="fast_sigmoid", backend=b),
+        lambda b: IF(v_threshold=0.8, surrogate="triangle", backend=b),
+    ):
+        outs = []
+        for backend in ("reference", "cpu"):
+            m = make(backend)
+            xx = x.clone().requires_grad_(True)
+            v0 = torch.full((4, 33), 0.1, requires_grad=True)
+            res = m(xx, v0, return_state=True)
+            (res.spikes * torch.linspace(-1, 1, 33)).sum().backward(retain_graph=True)
+            res.v.sum().backward()
+            params = [p.grad.clone() for p in m.parameters()]
+            outs.append((res.spikes, res.v, xx.grad, v0.grad, params))
+        (rs, rv, rgx, rgv, rp), (cs, cv, cgx, cgv, cp) = outs
+        assert torch.equal(rs, cs) and torch.equal(rv, cv)
+        torch.testing.assert_close(cgx, rgx, rtol=2e-4, atol=1e-5)
+        torch.testing.assert_close(cgv, rgv, rtol=2e-4, atol=1e-5)
+        for a, b in zip(cp, rp):
+            torch.testing.assert_close(a, b, rtol=2e-4, atol=1e-5)
+
+
+def test_auto_backend_on_cpu_uses_the_fused_path(monkeypatch):
+    calls = []
+    real = dispatch.multistep
+
+    def spy(backend, *args):
+        calls.append(backend)
+        return real(backend, *args)
+
+    monkeypatch.setattr(dispatch, "multistep", spy)
+    x = torch.randn(3, 2, 5)
+    out = multistep_neuron(x, spec=NeuronSpec(), k=0.5)
+    assert calls == ["cpu"] and out.spikes.shape == x.shape
+
+
+@pytest.mark.parametrize("dtype", (torch.bfloat16, torch.float16))
+def test_half_conversions_round_like_torch(dtype):
+    """The in-loop float32 -> half narrowing and half -> float32 widening are bit-exact
+    with torch's conversions, special values included."""
+    from numba import njit
+
+    ld, st = cpu_neuron._ld, cpu_neuron._st
+
+    @njit
+    def roundtrip(src, dst, back):
+        for i in range(src.shape[0]):
+            st(dst, i, src[i])
+            back[i] = ld(dst, i)
+
+    f = torch.randn(20000) * torch.logspace(-45, 38, 20000).float().clamp(max=3e38)
+    tiny = torch.tensor([1e-40, -1e-41, 5.96e-8, 2.98e-8, 6.1e-5, 65504.0, 65520.0, 7e4])
+    f = torch.cat([f, tiny, torch.tensor([0.0, -0.0, float("inf"), float("-inf"), 1.0 + 2**-8])])
+    f = torch.cat([f, torch.tensor([1.0 + 2**-9, 1.0 + 3 * 2**-9, float("nan")])])
+    want = f.to(dtype)
+    dst = torch.empty_like(want)
+    back = torch.empty(len(f))
+    dst_np, _ = cpu_neuron._kernel_array(dst)
+    roundtrip(f.numpy(), dst_np, back.numpy())
+    nan = torch.isnan(want)
+    assert torch.equal(torch.isnan(dst), nan)
+    assert torch.equal(dst[~nan].view(torch.int16), want[~nan].view(torch.int16))
+    assert torch.equal(back[~nan], want[~nan].float())
+
+
+def test_dispatch_errors_name_the_problem(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    reason = dispatch.unavailable_reason("cpu", torch.device("meta"))
+    assert "CPU tensors" in reason
+    assert dispatch.unavailable_reason("cpu", torch.device("cpu")) is None
+    if dispatch._has_module("triton"):
+        reason = dispatch.unavailable_reason("triton", torch.device("cpu"))
+        assert "CUDA" in reason and "TRITON_INTERPRET" in reason
+    with pytest.raises(RuntimeError, match="CPU tensors"):
+        dispatch.multistep("cpu", torch.zeros(2, 3, device="meta"), None, 0.5, NeuronSpec())
+    with pytest.raises(ValueError, match="v0"):
+        dispatch.multistep("cpu", torch.zeros(2, 3), torch.zeros(4), 0.5, NeuronSpec())
+    with pytest.raises(ValueError, match="one-element"):
+        dispatch.multistep("cpu", torch.zeros(2, 3), None, torch.ones(2), NeuronSpec())
+    assert "unknown backend" in dispatch.unavailable_reason("cuda-magic", torch.device("cpu"))
+
+
+def test_pool_reuses_freed_blocks_and_never_shares_live_ones():
+    _cpu_pool.release_cached_buffers()
+    shape = (4, 1 << 17)  # 2 MiB of float32
+    a = _cpu_pool.empty(shape, torch.float32)
+    a.fill_(1.0)
+    b = _cpu_pool.empty(shape, torch.float32)
+    assert a.data_ptr() != b.data_ptr()
+    ptr = a.data_ptr()
+    view = a[1]  # a view keeps the block alive after `a` is gone
+    del a
+    c = _cpu_pool.empty(shape, torch.float32)
+    assert c.data_ptr() != ptr and torch.all(view == 1.0)
+    del view
+    d = _cpu_pool.empty(shape, torch.float32)
+    assert d.data_ptr() == ptr  # reused once nothing refers to it
+    assert d.data_ptr() % 64 == 0
+    small = _cpu_pool.empty((3,), torch.float32)
+    assert small.shape == (3,)
+    assert _cpu_pool.release_cached_buffers() >= 0
+    del b, c, d
+    assert _cpu_pool.idle_bytes() > 0
+    _cpu_pool.release_cached_buffers()
+    assert _cpu_pool.idle_bytes() == 0
+
+
+def test_chunking_covers_every_neuron():
+    for T, N, threads, bwd in [(4, 1 << 20, 2, True), (500, 262144, 2, True), (3, 100, 1, False)]:
+        c = cpu_neuron.chunk_size(T, N, 4, threads, bwd)
+        assert c % 64 == 0 and c >= 64
+        if bwd:
+            assert T * c * 4 <= max(4 << 20, T * 1024 * 4)
+    assert np.float32(cpu_neuron._params(NeuronSpec(), 0.1, np.float32)[0]) == np.float32(0.1)

@@ -1,0 +1,117 @@
+"""The Triton kernels against the reference, run in Triton's CPU interpreter.
+
+``TRITON_INTERPRET=1`` is set before triton is imported, so the kernels run here
+without a GPU; the same kernels compile for CUDA (checked on a GPU by
+``benchmarks/neurons.py --device cuda`` before it times anything).
+"""
+
+# ruff: noqa: E402  (the environment must be set before triton is imported)
+from __future__ import annotations
+
+import os
+
+_PREVIOUS = os.environ.get("TRITON_INTERPRET")
+os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest
+import torch
+
+triton = pytest.importorskip("triton", reason="triton is not installed")
+
+from test_ops_oracle import (
+    OPTION_GRID,
+    check_against_reference,
+    make_spec,
+    random_input,
+)
+
+from spikeforge.ops import dispatch, triton_neuron
+from spikeforge.ops.spec import NeuronSpec
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _interpreter():
+    """Keep the interpreter on for this module and restore the environment afterwards."""
+    os.environ["TRITON_INTERPRET"] = "1"
+    yield
+    if _PREVIOUS is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = _PREVIOUS
+
+
+def test_available_on_cpu_tensors_under_the_interpreter():
+    assert dispatch.is_available("triton", torch.device("cpu"))
+    fwd, bwd = triton_neuron.kernels()
+    assert type(fwd).__name__ == "InterpretedFunction"
+
+
+@pytest.mark.parametrize("kind,reset,detach,decay,surrogate", OPTION_GRID)
+def test_every_option_float32(kind, reset, detach, decay, surrogate):
+    spec = make_spec(kind, reset, detach, decay, surrogate)
+    x = random_input((5, 37), torch.float32)
+    v0 = random_input((37,), torch.float32, seed=2) * 0.5
+    check_against_reference("triton", x, v0, torch.tensor(0.3), spec)  # v0 + PLIF k
+    check_against_reference("triton", x, None, None, spec)  # zeros, float k
+
+
+# Every reset/detach/decay/kind combination in each other dtype, surrogates rotating.
+_OTHER = [
+    (dtype, combo)
+    for dtype in (torch.bfloat16, torch.float16, torch.float64)
+    for combo in OPTION_GRID[::5]
+]
+
+
+@pytest.mark.parametrize("dtype,combo", _OTHER, ids=lambda p: str(p))
+def test_half_and_double(dtype, combo):
+    kind, reset, detach, decay, _ = combo
+    surrogate = ("sigmoid", "atan", "fast_sigmoid", "rectangle", "triangle")[
+        OPTION_GRID.index(combo) // 5 % 5
+    ]
+    spec = make_spec(kind, reset, detach, decay, surrogate)
+    x = random_input((5, 37), dtype)
+    check_against_reference("triton", x, random_input((37,), torch.float32, seed=7), None, spec)
+    check_against_reference("triton", x, None, torch.tensor(-0.4), spec)
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16))
+def test_nd_noncontiguous_and_multiblock(dtype):
+    spec = make_spec("lif", "hard", False, True, "atan")
+    base = random_input((3, 10, 3, 7), dtype, seed=3)
+    x = base.transpose(1, 3)  # [3, 7, 3, 10], not contiguous
+    check_against_reference("triton", x, None, torch.tensor(0.5), spec)
+    # more neurons than one interpreter block: several programs, partial k sums
+    big = random_input((3, 5000), dtype, seed=4)
+    check_against_reference("triton", big, random_input((5000,), torch.float32), None, spec)
+    check_against_reference("triton", big, None, torch.tensor(0.2), spec)
+
+
+def test_modules_with_triton_backend_equal_reference():
+    from spikeforge.neurons import LIF, PLIF
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, 19) + 0.4
+    for make in (
+        lambda b: LIF(tau=2.0, detach_reset=True, backend=b),
+        lambda b: PLIF(init_tau=3.0, v_reset=None, backend=b),
+    ):
+        grads = []
+        for backend in ("reference", "triton"):
+            m = make(backend)
+            xx = x.clone().requires_grad_(True)
+            s = m(xx)
+            (s * torch.arange(19.0)).sum().backward()
+            grads.append((s, xx.grad, [p.grad for p in m.parameters()]))
+        (rs, rg, rp), (ts, tg, tp) = grads
+        assert torch.equal(rs, ts)
+        torch.testing.assert_close(tg, rg, rtol=2e-4, atol=1e-5)
+        for a, b in zip(tp, rp):
+            torch.testing.assert_close(a, b, rtol=2e-4, atol=1e-5)
+
+
+def test_no_grad_forward_and_single_step():
+    spec = NeuronSpec(kind="if", reset="soft")
+    with torch.no_grad():
+        s, v = dispatch.multistep("triton", torch.full((1, 4), 1.5), None, 1.0, spec)
+    assert torch.equal(s, torch.ones(1, 4)) and torch.allclose(v, torch.full((4,), 0.5))
