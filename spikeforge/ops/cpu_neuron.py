@@ -211,44 +211,39 @@ def _charge_row(xr, hr, v, m, p, kind, decay, reset):
         v[i] = _reset(h, one if h - vth >= zero else zero, one, vth, vreset, reset)
 
 
-@njit(**_ROW)
-def _surrogate_row(hr, out, m, p, surr):
-    """``out[i] = g'(hr[i] - V_th)``, the surrogate derivatives of
-    :mod:`spikeforge.functional.surrogate`: sigmoid ``alpha sig (1 - sig)``, atan
-    ``alpha/2 / (1 + (pi/2 alpha z)^2)``, fast_sigmoid ``1 / (1 + alpha |z|)^2``,
-    rectangle ``1/alpha [|z| < alpha/2]``, triangle ``max(0, 1 - |z|/alpha) / alpha``."""
-    vth, alpha, c1, c2 = p[P_VTH], p[P_ALPHA], p[P_C1], p[P_C2]
-    one, zero, inv_alpha = p[P_ONE], p[P_ZERO], p[P_INV_ALPHA]
+@njit(**_INLINE)
+def _surrogate(z, surr, alpha, c1, c2, one, zero, inv_alpha):
+    """Surrogate derivative ``g'(z)`` of :mod:`spikeforge.functional.surrogate`: sigmoid
+    ``alpha sig (1 - sig)``, atan ``alpha/2 / (1 + (pi/2 alpha z)^2)`` (``c1 = pi/2 alpha``,
+    ``c2 = alpha/2``), fast_sigmoid ``1 / (1 + alpha |z|)^2``, rectangle
+    ``1/alpha [|z| < alpha/2]``, triangle ``max(0, 1 - |z|/alpha) / alpha``."""
     if surr == 0:
-        for i in range(m):
-            sig = one / (one + np.exp(-alpha * (hr[i] - vth)))
-            out[i] = alpha * sig * (one - sig)
-    elif surr == 1:
-        for i in range(m):
-            u = c1 * (hr[i] - vth)
-            out[i] = c2 / (one + u * u)
-    elif surr == 2:
-        for i in range(m):
-            d = one + alpha * abs(hr[i] - vth)
-            out[i] = one / (d * d)
-    elif surr == 3:
-        for i in range(m):
-            out[i] = inv_alpha if abs(hr[i] - vth) < c2 else zero
-    else:
-        for i in range(m):
-            r = one - abs(hr[i] - vth) / alpha
-            out[i] = (r if r > zero else zero) / alpha
+        sig = one / (one + np.exp(-alpha * z))
+        return alpha * sig * (one - sig)
+    if surr == 1:
+        u = c1 * z
+        return c2 / (one + u * u)
+    if surr == 2:
+        d = one + alpha * abs(z)
+        return one / (d * d)
+    if surr == 3:
+        return inv_alpha if abs(z) < c2 else zero
+    r = one - abs(z) / alpha
+    return (r if r > zero else zero) / alpha
 
 
-@njit(**_ROW)
-def _grad_row(hr, sgb, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
-    """One reverse step: ``gH = gS sg + gV dV/dH``; ``gX = kx gH`` (stored when
-    ``store_gx``), ``gV <- kv gH`` and ``ghb = gH`` when ``keep_gh``."""
+@njit(**_INLINE)
+def _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, surr):
+    """One reverse step: ``gH = gS sg(H - V_th) + gV dV/dH``; ``gX = kx gH`` (stored when
+    ``store_gx``), ``gV <- kv gH`` and ``ghb = gH`` when ``keep_gh``. Inlined into one
+    function per surrogate below, where ``surr`` is a compile-time constant."""
     vth, vreset, one, zero = p[P_VTH], p[P_VRESET], p[P_ONE], p[P_ZERO]
+    alpha, c1, c2, inv_alpha = p[P_ALPHA], p[P_C1], p[P_C2], p[P_INV_ALPHA]
     for i in range(m):
         h = hr[i]
-        sg = sgb[i]
-        s = one if h - vth >= zero else zero
+        z = h - vth
+        sg = _surrogate(z, surr, alpha, c1, c2, one, zero, inv_alpha)
+        s = one if z >= zero else zero
         if reset == 0:
             dvdh = (one - s) if detach else (one - s) + (vreset - h) * sg
         elif reset == 1:
@@ -261,6 +256,54 @@ def _grad_row(hr, sgb, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx,
         if keep_gh:
             ghb[i] = gh
         gv[i] = gh * kv
+
+
+# One compiled row function per surrogate, so that the surrogate is a constant inside
+# the loop (a runtime 5-way switch there kept LLVM from vectorising it).
+@njit(**_ROW)
+def _grad_row_sigmoid(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
+    """:func:`_grad_loop` with the sigmoid surrogate."""
+    _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, 0)
+
+
+@njit(**_ROW)
+def _grad_row_atan(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
+    """:func:`_grad_loop` with the atan surrogate."""
+    _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, 1)
+
+
+@njit(**_ROW)
+def _grad_row_fast_sigmoid(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
+    """:func:`_grad_loop` with the fast_sigmoid surrogate."""
+    _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, 2)
+
+
+@njit(**_ROW)
+def _grad_row_rectangle(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
+    """:func:`_grad_loop` with the rectangle surrogate."""
+    _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, 3)
+
+
+@njit(**_ROW)
+def _grad_row_triangle(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
+    """:func:`_grad_loop` with the triangle surrogate."""
+    _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, 4)
+
+
+@njit(**_INLINE)
+def _grad_row(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, surr):
+    """Call the row function of surrogate ``surr``."""
+    a = (hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh)
+    if surr == 0:
+        _grad_row_sigmoid(*a)
+    elif surr == 1:
+        _grad_row_atan(*a)
+    elif surr == 2:
+        _grad_row_fast_sigmoid(*a)
+    elif surr == 3:
+        _grad_row_rectangle(*a)
+    else:
+        _grad_row_triangle(*a)
 
 
 @njit(**_ROW)
@@ -336,7 +379,6 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
         hs = np.empty((T, chunk), params.dtype)
         gv = np.empty(chunk, params.dtype)
         vinit = np.empty(chunk, params.dtype)
-        sgb = np.empty(chunk, params.dtype)
         ghb = np.empty(chunk, params.dtype)
         gk_acc = np.zeros(chunk, params.dtype)
         for c in range(w, nchunks, nw):
@@ -356,11 +398,10 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
             else:
                 gv[:m] = zero
             for t in range(T - 1, -1, -1):
-                _surrogate_row(hs[t], sgb, m, params, surr)
                 _grad_row(
-                    hs[t], sgb, gs[t, n0 : n0 + m],
+                    hs[t], gs[t, n0 : n0 + m],
                     gx[t, n0 : n0 + m] if need_gx else gx[0, 0:0],
-                    ghb, gv, m, params, kx, kv, reset, detach, need_gx, need_gk,
+                    ghb, gv, m, params, kx, kv, reset, detach, need_gx, need_gk, surr,
                 )
                 if need_gk:
                     _grad_k_row(
@@ -436,15 +477,16 @@ def _opts(spec: NeuronSpec, has_v0: bool, **flags) -> np.ndarray:
 def chunk_size(T: int, N: int, itemsize: int, nthreads: int, backward: bool) -> int:
     """Neurons per chunk (a multiple of 64, at least 1024 unless N is smaller).
 
-    Long rows stream best (measured on a 2-core Zen 5 VM, T in {4, 16, 32}: fwd+bwd
-    went from 0.83-0.99 ns/element at 2048 neurons per chunk to 0.61-0.66 at 32-64k),
-    so chunks are 64k neurons, except that the backward's ``[T, chunk]`` scratch of
-    ``H`` is kept to 4 MiB (past that it falls out of the shared L3: 2.4x slower at
-    T = 32, 256k) and every thread gets at least one chunk.
+    Long rows stream best (measured on a 2-core Zen 5 VM, N = 1M, fp32, backward at
+    T = 16: 14.5 ms with 4k neurons per chunk, 11.1 ms with 16k, 9.6-10.3 ms with
+    32k-128k), so chunks are up to 128k neurons, except that the backward's
+    ``[T, chunk]`` scratch of ``H`` is kept to 8 MiB (past that it falls out of the
+    shared 32 MiB L3: 2.4x slower at T = 32 with 256k) and every thread gets at least
+    one chunk.
     """
-    c = 65536
+    c = 131072
     if backward:
-        c = min(c, (4 << 20) // max(1, T * itemsize))
+        c = min(c, (8 << 20) // max(1, T * itemsize))
     per_thread = -(-N // max(1, nthreads))
     c = min(c, -(-per_thread // 64) * 64)
     return int(max(c // 64 * 64, min(1024, -(-N // 64) * 64), 64))

@@ -51,12 +51,9 @@ import triton.language as tl
 
 from spikeforge.ops.spec import NeuronSpec
 
-# Parameter vector layout (compute dtype).
-_P_K, _P_VTH, _P_VRESET, _P_VREST, _P_ALPHA, _P_C1, _P_C2, _P_INV_ALPHA = range(8)
-
 
 def _fwd_kernel(
-    x_ptr, v0_ptr, s_ptr, v_ptr, p_ptr, T, N,
+    x_ptr, v0_ptr, s_ptr, v_ptr, k_ptr, p_ptr, T, N,
     HAS_V0: tl.constexpr, KIND: tl.constexpr, DECAY: tl.constexpr, RESET: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
@@ -65,10 +62,10 @@ def _fwd_kernel(
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     cdt = p_ptr.dtype.element_ty
-    k = tl.load(p_ptr + 0)
-    vth = tl.load(p_ptr + 1)
-    vreset = tl.load(p_ptr + 2)
-    vrest = tl.load(p_ptr + 3)
+    k = tl.load(k_ptr).to(cdt)
+    vth = tl.load(p_ptr + 0)
+    vreset = tl.load(p_ptr + 1)
+    vrest = tl.load(p_ptr + 2)
     if HAS_V0:
         v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(cdt)
     else:
@@ -97,7 +94,7 @@ def _fwd_kernel(
 
 
 def _bwd_kernel(
-    x_ptr, v0_ptr, gs_ptr, gv_ptr, gx_ptr, h_ptr, gv0_ptr, gk_ptr, p_ptr, T, N, last,
+    x_ptr, v0_ptr, gs_ptr, gv_ptr, gx_ptr, h_ptr, gv0_ptr, gk_ptr, k_ptr, p_ptr, T, N, last,
     HAS_V0: tl.constexpr, HAS_GV: tl.constexpr, KIND: tl.constexpr, DECAY: tl.constexpr,
     RESET: tl.constexpr, DETACH: tl.constexpr, SURR: tl.constexpr, NEED_GX: tl.constexpr,
     NEED_GV0: tl.constexpr, NEED_GK: tl.constexpr, BLOCK: tl.constexpr,
@@ -108,14 +105,14 @@ def _bwd_kernel(
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     cdt = p_ptr.dtype.element_ty
-    k = tl.load(p_ptr + 0)
-    vth = tl.load(p_ptr + 1)
-    vreset = tl.load(p_ptr + 2)
-    vrest = tl.load(p_ptr + 3)
-    alpha = tl.load(p_ptr + 4)
-    c1 = tl.load(p_ptr + 5)
-    c2 = tl.load(p_ptr + 6)
-    inv_alpha = tl.load(p_ptr + 7)
+    k = tl.load(k_ptr).to(cdt)
+    vth = tl.load(p_ptr + 0)
+    vreset = tl.load(p_ptr + 1)
+    vrest = tl.load(p_ptr + 2)
+    alpha = tl.load(p_ptr + 3)
+    c1 = tl.load(p_ptr + 4)
+    c2 = tl.load(p_ptr + 5)
+    inv_alpha = tl.load(p_ptr + 6)
     if HAS_V0:
         v0 = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(cdt)
     else:
@@ -250,25 +247,50 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _params(spec: NeuronSpec, k, dtype: torch.dtype, device) -> torch.Tensor:
-    a = spec.alpha
-    vals = [0.0] * 8
-    vals[_P_VTH], vals[_P_VRESET], vals[_P_VREST] = spec.v_threshold, spec.v_reset, spec.v_rest
-    vals[_P_ALPHA], vals[_P_C1], vals[_P_C2], vals[_P_INV_ALPHA] = a, math.pi / 2 * a, a / 2, 1 / a
-    p = torch.tensor(vals, dtype=dtype, device=device)
-    if isinstance(k, torch.Tensor):
-        p[_P_K] = k.detach().reshape(()).to(device=device, dtype=dtype)  # no host sync
-    else:
-        p[_P_K] = float(k)
+_PARAMS: dict = {}
+
+
+def _params(spec: NeuronSpec, dtype: torch.dtype, device) -> torch.Tensor:
+    """``[V_th, V_reset, V_rest, alpha, pi/2 alpha, alpha/2, 1/alpha]`` in the compute dtype
+    on ``device``, cached (no host-to-device copy per call)."""
+    key = (spec, dtype, str(device))
+    p = _PARAMS.get(key)
+    if p is None:
+        a = spec.alpha
+        vals = [spec.v_threshold, spec.v_reset, spec.v_rest, a, math.pi / 2 * a, a / 2, 1 / a]
+        p = _PARAMS[key] = torch.tensor(vals, dtype=dtype, device=device)
     return p
 
 
-def _block(N: int) -> tuple[int, int]:
-    """``(BLOCK, num_warps)``: 1024 neurons per program on the GPU (8 per thread); in
-    the interpreter one program per block of up to 4096 keeps numpy calls few."""
+def _k_tensor(k, dtype: torch.dtype, device) -> torch.Tensor:
+    """The leak factor as a one-element tensor: PLIF's tensor as it is (cast to the compute
+    dtype in the kernel, no host sync), a float cached like the parameters."""
+    if isinstance(k, torch.Tensor):
+        return k.detach().reshape(1).to(device)
+    key = ("k", float(k), dtype, str(device))
+    t = _PARAMS.get(key)
+    if t is None:
+        t = _PARAMS[key] = torch.tensor([float(k)], dtype=dtype, device=device)
+    return t
+
+
+def _block(N: int, T: int = 1, backward: bool = False) -> tuple[int, int]:
+    """``(BLOCK, num_warps)`` (4 warps = 128 threads per program).
+
+    Forward: 1024 neurons per program (8 per thread: enough loads in flight). Backward:
+    the ``H`` scratch written by all resident programs should still be in L2 when it is
+    read back; with about 270k resident threads on an H100 and a 50 MB L2 that means
+    ``threads x (neurons per thread) x T x 4 B`` of about 32 MB, so 8 neurons per thread
+    at T <= 4, 2 at T = 16, 1 at T >= 32. (A starting point, to be tuned by
+    benchmarks/neurons.py on the GPU.) In the interpreter one program per block of up
+    to 4096 neurons keeps numpy calls few."""
     if _interpret():
         return max(16, min(4096, triton.next_power_of_2(max(N, 1)))), 4
-    return 1024, 4
+    if not backward:
+        return 1024, 4
+    per_thread = max(1, min(8, 32 // max(1, T)))
+    per_thread = 1 << (per_thread.bit_length() - 1)  # power of two
+    return 128 * per_thread, 4
 
 
 _LAUNCH = dict(enable_fp_fusion=False)  # no FMA contraction: spikes match the reference
@@ -284,12 +306,13 @@ def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec):
     v = torch.empty(N, dtype=cdt, device=x2d.device)
     if N == 0:
         return s, v
-    p = _params(spec, k, cdt, x2d.device)
+    p = _params(spec, cdt, x2d.device)
+    kt = _k_tensor(k, cdt, x2d.device)
     v0c = v0.detach().reshape(N).contiguous() if v0 is not None else v
     BLOCK, warps = _block(N)
     fwd, _ = kernels()
     fwd[(triton.cdiv(N, BLOCK),)](
-        x2d, v0c, s, v, p, T, N,
+        x2d, v0c, s, v, kt, p, T, N,
         HAS_V0=v0 is not None, KIND=0 if spec.kind == "if" else 1,
         DECAY=bool(spec.decay_input), RESET=spec.reset_id, BLOCK=BLOCK, num_warps=warps,
         **_LAUNCH,
@@ -315,7 +338,7 @@ def backward(
     cdt = compute_dtype(x2d.dtype)
     need_gv0 = need_gv0 and v0 is not None
     need_gk = need_gk and spec.kind == "lif"
-    BLOCK, warps = _block(N)
+    BLOCK, warps = _block(N, T, backward=True)
     grid = triton.cdiv(N, BLOCK)
     gx = torch.empty_like(x2d) if need_gx else None
     # H scratch: the grad_x buffer itself when it can hold the compute dtype
@@ -327,7 +350,8 @@ def backward(
     gk_part = torch.zeros(grid if need_gk else 0, dtype=cdt, device=dev)
     if N == 0:
         return gx, (gv0 if need_gv0 else None), (gk_part.sum() if need_gk else None)
-    p = _params(spec, k, cdt, dev)
+    p = _params(spec, cdt, dev)
+    kt = _k_tensor(k, cdt, dev)
     if grad_s is None:
         grad_s = torch.zeros_like(x2d)
     gs = grad_s.reshape(T, N).contiguous()
@@ -335,7 +359,7 @@ def backward(
     v0c = v0.detach().reshape(N).contiguous() if v0 is not None else gv0
     _, bwd = kernels()
     bwd[(grid,)](
-        x2d, v0c, gs, gvT, gx if gx is not None else hbuf, hbuf, gv0, gk_part, p,
+        x2d, v0c, gs, gvT, gx if gx is not None else hbuf, hbuf, gv0, gk_part, kt, p,
         T, N, (T - 1) * N,
         HAS_V0=v0 is not None, HAS_GV=grad_v is not None,
         KIND=0 if spec.kind == "if" else 1, DECAY=bool(spec.decay_input),
