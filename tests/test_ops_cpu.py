@@ -195,3 +195,15 @@ def test_chunking_covers_every_neuron():
         if bwd:
             assert T * c * 4 <= max(8 << 20, T * 1024 * 4)
     assert np.float32(cpu_neuron._params(NeuronSpec(), 0.1, np.float32)[0]) == np.float32(0.1)
+
+
+def test_torch_thread_setting_bounds_the_kernels():
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        kernel, threads = cpu_neuron._pick(
+            cpu_neuron._forward_serial, cpu_neuron._forward_parallel, 16, 1 << 20
+        )
+        assert kernel is cpu_neuron._forward_serial and threads == 1
+    finally:
+        torch.set_num_threads(n)

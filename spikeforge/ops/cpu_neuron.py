@@ -534,8 +534,10 @@ def chunk_size(T: int, N: int, itemsize: int, nthreads: int, backward: bool) -> 
 
 
 def _pick(serial, parallel, T: int, N: int):
-    """The serial or parallel compiled kernel for a ``[T, N]`` problem, and its thread count."""
-    nthreads = get_num_threads()
+    """The serial or parallel compiled kernel for a ``[T, N]`` problem, and its thread count:
+    numba's threads, but no more than ``torch.get_num_threads()`` so that
+    ``torch.set_num_threads`` also bounds the fused kernels."""
+    nthreads = max(1, min(get_num_threads(), torch.get_num_threads()))
     if nthreads == 1 or T * N < PARALLEL_MIN_ELEMENTS or N < 2048:
         return serial, 1
     return parallel, nthreads
@@ -546,9 +548,12 @@ def _k_value(k) -> float:
 
 
 def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec):
-    """Raw fused forward (no autograd) over contiguous ``x2d`` ``[T, N]`` on the CPU.
+    """Raw fused forward (no autograd) over contiguous ``x2d`` ``[T, N]`` on the CPU::
 
-    Returns ``(spikes [T, N] in x's dtype, v_final [N] in the compute dtype)``."""
+        H[t] = charge(V[t-1], X[t]),  S[t] = H[t] - V_th >= 0,  V[t] = reset(H[t], S[t])
+
+    from ``V[-1] = v0`` (zeros if ``None``), ``k`` the leak (float or one-element tensor).
+    Returns ``(spikes [T, N] in x's dtype, v_final = V[T-1] [N] in the compute dtype)``."""
     T, N = x2d.shape
     cdt = compute_dtype(x2d.dtype)
     np_cdt = np.float64 if cdt == torch.float64 else np.float32
@@ -581,9 +586,15 @@ def backward(
     need_gv0: bool = True,
     need_gk: bool = True,
 ):
-    """Raw fused backward: ``(grad_x [T, N] in x's dtype or None, grad_v0 [N] in the compute
-    dtype or None, grad_k as a 0-d compute-dtype tensor or None)`` (equations in
-    :func:`_backward`)."""
+    """Raw fused backward of :func:`forward` for output gradients ``grad_s`` (``dL/dS``,
+    ``None`` = 0) and ``grad_v`` (``dL/dV[T-1]``, ``None`` = 0)::
+
+        gH[t] = gS[t] sg(H[t] - V_th) + gV[t] dV[t]/dH[t],   gX[t] = kx gH[t],
+        gV[t-1] = kv gH[t],   gk = sum_t gH[t] dH[t]/dk
+
+    (``kx = k`` for LIF with decay_input else 1, ``kv = 1 - k`` for LIF else 1; details in
+    :func:`_backward_py`). Returns ``(grad_x [T, N] in x's dtype or None, grad_v0 [N] in
+    the compute dtype or None, grad_k 0-d compute dtype or None)``."""
     T, N = x2d.shape
     cdt = compute_dtype(x2d.dtype)
     np_cdt = np.float64 if cdt == torch.float64 else np.float32

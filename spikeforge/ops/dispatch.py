@@ -93,7 +93,12 @@ def _function(backend: str) -> type:
 
 
 def multistep(backend: str, x: torch.Tensor, v0, k, spec: NeuronSpec):
-    """Run the fused kernel of ``backend``; see the module docstring.
+    """Run the fused kernel of ``backend`` over time-first ``x``::
+
+        H[t] = V[t-1] + k (X[t] - (V[t-1] - V_rest))   (IF / non-decay forms in spec)
+        S[t] = Heaviside(H[t] - V_th),   V[t] = reset(H[t], S[t]),   V[-1] = v0
+
+    with surrogate gradients in backward (see the module docstring).
 
     ``x``: ``[T, ...]`` float16/bfloat16/float32/float64, any strides; ``v0``: ``x.shape[1:]``
     or ``None`` (zeros); ``k``: the leak factor, a float or a 0-d/1-element tensor (PLIF,

@@ -297,9 +297,13 @@ _LAUNCH = dict(enable_fp_fusion=False)  # no FMA contraction: spikes match the r
 
 
 def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec):
-    """Raw fused forward (no autograd) over contiguous ``x2d`` ``[T, N]``.
+    """Raw fused forward (no autograd) over contiguous ``x2d`` ``[T, N]`` (one program per
+    block of neurons)::
 
-    Returns ``(spikes [T, N] in x's dtype, v_final [N] in the compute dtype)``."""
+        H[t] = charge(V[t-1], X[t]),  S[t] = H[t] - V_th >= 0,  V[t] = reset(H[t], S[t])
+
+    from ``V[-1] = v0`` (zeros if ``None``), ``k`` the leak (float or one-element tensor).
+    Returns ``(spikes [T, N] in x's dtype, v_final = V[T-1] [N] in the compute dtype)``."""
     T, N = x2d.shape
     cdt = compute_dtype(x2d.dtype)
     s = torch.empty_like(x2d)
@@ -331,8 +335,14 @@ def backward(
     need_gv0: bool = True,
     need_gk: bool = True,
 ):
-    """Raw fused backward: ``(grad_x [T, N] in x's dtype or None, grad_v0 [N] compute dtype
-    or None, grad_k 0-d compute dtype or None)``; equations in the module docstring."""
+    """Raw fused backward of :func:`forward` for ``grad_s = dL/dS`` and ``grad_v =
+    dL/dV[T-1]`` (``None`` = 0)::
+
+        gH[t] = gS[t] sg(H[t] - V_th) + gV[t] dV[t]/dH[t],   gX[t] = kx gH[t],
+        gV[t-1] = kv gH[t],   gk = sum_t gH[t] dH[t]/dk
+
+    (all terms in the module docstring). Returns ``(grad_x [T, N] in x's dtype or None,
+    grad_v0 [N] compute dtype or None, grad_k 0-d compute dtype or None)``."""
     T, N = x2d.shape
     dev = x2d.device
     cdt = compute_dtype(x2d.dtype)
@@ -355,11 +365,13 @@ def backward(
     if grad_s is None:
         grad_s = torch.zeros_like(x2d)
     gs = grad_s.reshape(T, N).contiguous()
-    gvT = grad_v.reshape(N).contiguous() if grad_v is not None else gv0
-    v0c = v0.detach().reshape(N).contiguous() if v0 is not None else gv0
+    # unused pointer arguments get a valid (never dereferenced) tensor, not an empty one
+    gvT = grad_v.reshape(N).contiguous() if grad_v is not None else p
+    v0c = v0.detach().reshape(N).contiguous() if v0 is not None else p
     _, bwd = kernels()
     bwd[(grid,)](
-        x2d, v0c, gs, gvT, gx if gx is not None else hbuf, hbuf, gv0, gk_part, kt, p,
+        x2d, v0c, gs, gvT, gx if gx is not None else hbuf, hbuf,
+        gv0 if need_gv0 else p, gk_part if need_gk else p, kt, p,
         T, N, (T - 1) * N,
         HAS_V0=v0 is not None, HAS_GV=grad_v is not None,
         KIND=0 if spec.kind == "if" else 1, DECAY=bool(spec.decay_input),
