@@ -207,3 +207,21 @@ def test_torch_thread_setting_bounds_the_kernels():
         assert kernel is cpu_neuron._forward_serial and threads == 1
     finally:
         torch.set_num_threads(n)
+
+
+def test_launching_numba_threads_keeps_torch_thread_setting():
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; torch.set_num_threads(1)\n"
+        "from spikeforge.ops import cpu_neuron\n"
+        "cpu_neuron.numba_threads()\n"
+        "x = torch.randn(8, 1 << 16)\n"
+        "from spikeforge.ops import dispatch\n"
+        "from spikeforge.ops.spec import NeuronSpec\n"
+        "dispatch.multistep('cpu', x, None, 0.5, NeuronSpec())\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"

@@ -533,11 +533,30 @@ def chunk_size(T: int, N: int, itemsize: int, nthreads: int, backward: bool) -> 
     return int(max(c // 64 * 64, min(1024, -(-N // 64) * 64), 64))
 
 
+_NUMBA_LAUNCHED = [False]
+
+
+def numba_threads() -> int:
+    """numba's thread count, launching its pool on first use without disturbing torch.
+
+    numba's OpenMP layer shares torch's OpenMP runtime, and launching its pool resets
+    the runtime's thread count to numba's (a user's ``torch.set_num_threads(1)`` read
+    back as 2 afterwards); torch's setting is restored right after the launch."""
+    if not _NUMBA_LAUNCHED[0]:
+        torch_threads = torch.get_num_threads()
+        n = get_num_threads()
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
+        _NUMBA_LAUNCHED[0] = True
+        return n
+    return get_num_threads()
+
+
 def _pick(serial, parallel, T: int, N: int):
     """The serial or parallel compiled kernel for a ``[T, N]`` problem, and its thread count:
     numba's threads, but no more than ``torch.get_num_threads()`` so that
     ``torch.set_num_threads`` also bounds the fused kernels."""
-    nthreads = max(1, min(get_num_threads(), torch.get_num_threads()))
+    nthreads = max(1, min(numba_threads(), torch.get_num_threads()))
     if nthreads == 1 or T * N < PARALLEL_MIN_ELEMENTS or N < 2048:
         return serial, 1
     return parallel, nthreads
