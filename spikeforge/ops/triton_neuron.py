@@ -199,10 +199,10 @@ def _bwd_kernel(
             else:
                 gk -= gh * (v_prev - vrest)
         if NEED_GX:
-            if KIND == 1 and DECAY:
-                gx = gh * k
-            else:
-                gx = gh
+            gx = gh
+            if KIND == 1:
+                if DECAY:
+                    gx = gh * k
             tl.store(gxp, gx.to(gx_ptr.dtype.element_ty), mask=mask)
         if KIND == 1:
             gv = gh * (1.0 - k)
