@@ -115,3 +115,62 @@ def test_no_grad_forward_and_single_step():
     with torch.no_grad():
         s, v = dispatch.multistep("triton", torch.full((1, 4), 1.5), None, 1.0, spec)
     assert torch.equal(s, torch.ones(1, 4)) and torch.allclose(v, torch.full((4,), 0.5))
+
+
+# Ahead-of-time compilation for an H100 (sm_90) needs no GPU, but must not run under
+# the interpreter (which patches triton.language), so it runs in a fresh process.
+_AOT_CHECK = r"""
+import itertools, re, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from triton.runtime.jit import JITFunction
+from spikeforge.ops import triton_neuron
+
+def ptx_of(kernel, types, constexprs, fusion=False):
+    fn = JITFunction(kernel)
+    sig = {n: ("constexpr" if n in constexprs else types[n]) for n in fn.arg_names}
+    cons = {(fn.arg_names.index(n),): v for n, v in constexprs.items()}
+    compiled = triton.compile(ASTSource(fn, sig, constexprs=cons),
+                              target=GPUTarget("cuda", 90, 32),
+                              options={"num_warps": 4, "enable_fp_fusion": fusion})
+    return compiled.asm["ptx"]
+
+xdt, cdt = sys.argv[1], sys.argv[2]
+fwd_types = dict(x_ptr="*" + xdt, v0_ptr="*fp32", s_ptr="*" + xdt, v_ptr="*" + cdt,
+                 k_ptr="*fp32", p_ptr="*" + cdt, T="i32", N="i32")
+for kind, decay, reset in itertools.product((0, 1), (True, False), (0, 1, 2)):
+    cons = dict(HAS_V0=True, KIND=kind, DECAY=decay, RESET=reset, BLOCK=1024)
+    assert not re.search(r"\bfma\.", ptx_of(triton_neuron._fwd_kernel, fwd_types, cons)), cons
+cons = dict(HAS_V0=True, KIND=1, DECAY=True, RESET=0, BLOCK=1024)
+assert re.search(r"\bfma\.", ptx_of(triton_neuron._fwd_kernel, fwd_types, cons, fusion=True))
+bwd_types = dict(x_ptr="*" + xdt, v0_ptr="*fp32", gs_ptr="*" + xdt, gv_ptr="*fp32",
+                 gx_ptr="*" + xdt, h_ptr="*" + cdt, gv0_ptr="*" + cdt, gk_ptr="*" + cdt,
+                 k_ptr="*fp32", p_ptr="*" + cdt, T="i32", N="i32", last="i32")
+opts = [(1, 0, False), (1, 1, False), (0, 2, True), (1, 0, True), (0, 1, True)]
+for surr, (kind, reset, detach) in zip(range(5), opts):
+    cons = dict(HAS_V0=True, HAS_GV=True, KIND=kind, DECAY=True, RESET=reset, DETACH=detach,
+                SURR=surr, NEED_GX=True, NEED_GV0=True, NEED_GK=kind == 1, BLOCK=256)
+    assert "ld.global" in ptx_of(triton_neuron._bwd_kernel, bwd_types, cons)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("xdt,cdt", [("fp32", "fp32"), ("bf16", "fp32"), ("fp16", "fp32"),
+                                     ("fp64", "fp64")])
+def test_kernels_compile_for_a_gpu_without_fma_in_the_forward(xdt, cdt):
+    """What the interpreter checked must also compile for CUDA: the forward for every
+    option, the backward for every surrogate, down to a cubin (ptxas runs). The forward
+    PTX has no fused multiply-add (it would change spikes against the reference), while
+    the same kernel compiled with fusion allowed does."""
+    import subprocess
+    import sys
+
+    try:
+        import triton.backends.nvidia  # noqa: F401
+    except ImportError:
+        pytest.skip("triton's NVIDIA backend is not installed")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", _AOT_CHECK, xdt, cdt], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
