@@ -46,7 +46,7 @@ class DataConfig:
     name: str = "mnist5k"
     time_steps: int = 4
     encoding: str = "direct"
-    batch_size: int = 64
+    batch_size: int = 32
     root: str | None = None
     download: bool = False
     skip_corrupt: bool = False
@@ -134,7 +134,7 @@ class LossConfig:
     over time), ``tet`` (TET, Deng et al. 2022: mean over t of the per-step
     cross-entropy) or ``mse_rate`` (MSE between firing rate and one-hot)."""
 
-    name: str = "ce"
+    name: str = "tet"
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
