@@ -61,6 +61,7 @@ import numpy as np
 import torch
 from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from spikeforge.ops import _cpu_pool
@@ -92,6 +93,22 @@ def _bits_from_f32(typingctx, f):
 
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+@intrinsic
+def _claim(typingctx, counter):
+    """``counter[0] += 1`` atomically; returns the old value (a chunk index to work on)."""
+    sig = types.int64(counter)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [zero])
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", ptr, one, "monotonic")
 
     return sig, codegen
 
@@ -364,10 +381,11 @@ def _grad_k_row(xr, hpr, vinit, ghb, acc, m, p, first, decay, reset):
             acc[i] -= ghb[i] * (vp - vrest)
 
 
-def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads):
+def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads, counter):
     """Forward over ``x`` ``[T, N]``: writes spikes ``s`` and the final membrane ``vout``.
 
-    Each worker takes every ``nthreads``-th chunk of ``chunk`` neurons and runs
+    Each worker claims chunks of ``chunk`` neurons from the shared ``counter`` (so a
+    worker slowed by another process leaves its share to the others) and runs
     ``H[t] = charge(V[t-1], X[t])``, ``S[t] = H[t] - V_th >= 0``, ``V[t] = reset(H[t], S[t])``
     over t with the chunk's membrane in a local array.
     """
@@ -376,9 +394,10 @@ def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads):
     zero = params[P_ZERO]
     nchunks = (N + chunk - 1) // chunk
     nw = min(nthreads, nchunks)
-    for w in prange(nw):
+    for _w in prange(nw):
         v = np.empty(chunk, params.dtype)
-        for c in range(w, nchunks, nw):
+        c = _claim(counter)
+        while c < nchunks:
             n0 = c * chunk
             m = min(chunk, N - n0)
             if has_v0:
@@ -391,9 +410,10 @@ def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads):
                     kind, decay, reset,
                 )
             vout[n0 : n0 + m] = v[:m]
+            c = _claim(counter)
 
 
-def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads):
+def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads, counter):
     """Backward over ``[T, N]``: per chunk of neurons, re-run the forward into a local
     ``[T, chunk]`` scratch of ``H`` and then the reverse-time recurrence::
 
@@ -404,8 +424,10 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
 
     with ``dV/dH = (1 - S) + (V_reset - H) sg`` (hard), ``1 - V_th sg`` (soft), 1 (none),
     the ``sg`` terms dropped under ``detach_reset``. ``gV[T-1]`` is the gradient of the final
-    membrane. Writes ``gx`` ``[T, N]``, ``gv0`` ``[N]`` and one partial ``gk`` per worker.
-    ``V[t-1]`` for ``gk`` is recomputed from the scratch's ``H[t-1]``, never stored.
+    membrane. Writes ``gx`` ``[T, N]``, ``gv0`` ``[N]`` and one partial ``gk`` per chunk
+    (so the sum does not depend on which worker took which chunk). ``V[t-1]`` for ``gk``
+    is recomputed from the scratch's ``H[t-1]``, never stored. Chunks are claimed from
+    ``counter`` as in the forward.
     """
     T, N = x.shape
     k, one, zero, omk = params[P_K], params[P_ONE], params[P_ZERO], params[P_OMK]
@@ -416,15 +438,18 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
     kv = omk if kind == 1 else one  # gV[t-1] = kv gH
     nchunks = (N + chunk - 1) // chunk
     nw = min(nthreads, nchunks)
-    for w in prange(nw):
+    for _w in prange(nw):
         hs = np.empty((T, chunk), params.dtype)
         gv = np.empty(chunk, params.dtype)
         vinit = np.empty(chunk, params.dtype)
         ghb = np.empty(chunk, params.dtype)
         gk_acc = np.zeros(chunk, params.dtype)
-        for c in range(w, nchunks, nw):
+        c = _claim(counter)
+        while c < nchunks:
             n0 = c * chunk
             m = min(chunk, N - n0)
+            if need_gk:
+                gk_acc[:m] = zero
             # forward recompute: H[t] into the scratch (gv holds V meanwhile)
             if has_v0:
                 vinit[:m] = v0[n0 : n0 + m]
@@ -451,10 +476,12 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
                     )
             if need_gv0:
                 gv0[n0 : n0 + m] = gv[:m]
-        acc = zero
-        for i in range(chunk):
-            acc += gk_acc[i]
-        gk_part[w] = acc
+            if need_gk:
+                acc = zero
+                for i in range(m):
+                    acc += gk_acc[i]
+                gk_part[c] = acc
+            c = _claim(counter)
 
 
 # One compiled copy per threading mode: small problems run serially, as a
@@ -590,7 +617,8 @@ def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec):
     opts = _opts(spec, v0 is not None)
     kernel, nthreads = _pick(_forward_serial, _forward_parallel, T, N)
     chunk = chunk_size(T, N, v.element_size(), nthreads, backward=False)
-    kernel(xa, v0a, sa, v.numpy(), params, opts, sone, chunk, nthreads)
+    counter = np.zeros(1, dtype=np.int64)
+    kernel(xa, v0a, sa, v.numpy(), params, opts, sone, chunk, nthreads, counter)
     return s, v
 
 
@@ -642,7 +670,7 @@ def backward(
     gv0 = torch.empty(N if need_gv0 else 0, dtype=cdt)
     kernel, nthreads = _pick(_backward_serial, _backward_parallel, T, N)
     chunk = chunk_size(T, N, gv0.element_size(), nthreads, backward=True)
-    gk_part = torch.zeros(nthreads, dtype=cdt)
+    gk_part = torch.zeros(-(-N // chunk) if need_gk else 0, dtype=cdt)  # one per chunk
     params = _params(spec, _k_value(k), np_cdt)
     opts = _opts(
         spec,
@@ -652,7 +680,11 @@ def backward(
         need_gx=need_gx,
         need_gv0=need_gv0,
     )
-    kernel(xa, v0a, gsa, gva, gxa, gv0.numpy(), gk_part.numpy(), params, opts, chunk, nthreads)
+    counter = np.zeros(1, dtype=np.int64)
+    kernel(
+        xa, v0a, gsa, gva, gxa, gv0.numpy(), gk_part.numpy(), params, opts, chunk, nthreads,
+        counter,
+    )
     return (
         gx if need_gx else None,
         gv0 if need_gv0 else None,
