@@ -57,6 +57,8 @@ processes load it in well under a second.
 
 from __future__ import annotations
 
+import types as pytypes
+
 import numpy as np
 import torch
 from llvmlite import ir
@@ -170,14 +172,24 @@ def _ld_impl(a, i):
     return load_native
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _bf16_bits(f):
-    """float32 -> bfloat16 bits, round to nearest even, NaN -> 0x7FC0 (as torch)."""
-    u = _bits_from_f32(np.float32(f))
-    if f != f:
-        return np.uint16(0x7FC0)
-    bias = ((u >> np.uint32(16)) & np.uint32(1)) + np.uint32(0x7FFF)
-    return np.uint16((u + bias) >> np.uint32(16))
+@intrinsic
+def _bf16_bits(typingctx, f):
+    """float32 -> bfloat16 bits, round to nearest even, NaN -> 0x7FC0 (as torch):
+    ``(u + 0x7FFF + ((u >> 16) & 1)) >> 16`` on the float's bits ``u``. Written as LLVM
+    IR (select, no branch) so that it inlines into the vectorised loops."""
+    sig = types.uint16(types.float32)
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        u = builder.bitcast(args[0], i32)
+        lsb = builder.and_(builder.lshr(u, ir.Constant(i32, 16)), ir.Constant(i32, 1))
+        rounded = builder.lshr(builder.add(u, builder.add(lsb, ir.Constant(i32, 0x7FFF))),
+                               ir.Constant(i32, 16))
+        bits = builder.trunc(rounded, ir.IntType(16))
+        is_nan = builder.fcmp_unordered("uno", args[0], args[0])
+        return builder.select(is_nan, ir.Constant(ir.IntType(16), 0x7FC0), bits)
+
+    return sig, codegen
 
 
 def _st(a, i, val):
@@ -190,7 +202,7 @@ def _st_impl(a, i, val):
     if a.dtype == types.uint16:
 
         def store_bf16(a, i, val):
-            a[i] = _bf16_bits(val)
+            a[i] = _bf16_bits(np.float32(val))
 
         return store_bf16
     if a.dtype == types.int16:
@@ -267,6 +279,50 @@ def _charge_row(xr, hr, v, m, p, kind, decay, reset):
         h = _charge(v[i], _ld(xr, i), k, vrest, kind, decay)
         hr[i] = h
         v[i] = _reset(h, one if h - vth >= zero else zero, one, vth, vreset, reset)
+
+
+@njit(**_INLINE)
+def _step(v, xv, k, vth, vreset, vrest, one, zero, kind, decay, reset):
+    """``(V[t], H[t], S[t] as bool)`` from ``V[t-1]`` and ``X[t]``."""
+    h = _charge(v, xv, k, vrest, kind, decay)
+    spike = h - vth >= zero
+    return _reset(h, one if spike else zero, one, vth, vreset, reset), h, spike
+
+
+@njit(**_ROW)
+def _forward_rows4(x0, x1, x2, x3, s0, s1, s2, s3, v, m, p, one_s, zero_s, kind, decay, reset):
+    """Four consecutive time steps of :func:`_forward_row` in one pass over the neurons,
+    the membrane in a register between them (measured 1.4-2.2x faster than four row
+    passes: a quarter of the membrane traffic, four streams in flight)."""
+    k, vth, vreset, vrest = p[P_K], p[P_VTH], p[P_VRESET], p[P_VREST]
+    one, zero = p[P_ONE], p[P_ZERO]
+    for i in range(m):  # each store right after its step (stores batched at the end: 1.6x slower)
+        vv, _, b = _step(v[i], _ld(x0, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
+        s0[i] = one_s if b else zero_s
+        vv, _, b = _step(vv, _ld(x1, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
+        s1[i] = one_s if b else zero_s
+        vv, _, b = _step(vv, _ld(x2, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
+        s2[i] = one_s if b else zero_s
+        vv, _, b = _step(vv, _ld(x3, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
+        s3[i] = one_s if b else zero_s
+        v[i] = vv
+
+
+@njit(**_ROW)
+def _charge_rows4(x0, x1, x2, x3, h0, h1, h2, h3, v, m, p, kind, decay, reset):
+    """Four consecutive time steps of :func:`_charge_row` in one pass."""
+    k, vth, vreset, vrest = p[P_K], p[P_VTH], p[P_VRESET], p[P_VREST]
+    one, zero = p[P_ONE], p[P_ZERO]
+    for i in range(m):  # each store right after its step (stores batched at the end: 1.6x slower)
+        vv, h, _ = _step(v[i], _ld(x0, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
+        h0[i] = h
+        vv, h, _ = _step(vv, _ld(x1, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
+        h1[i] = h
+        vv, h, _ = _step(vv, _ld(x2, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
+        h2[i] = h
+        vv, h, _ = _step(vv, _ld(x3, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
+        h3[i] = h
+        v[i] = vv
 
 
 @njit(**_INLINE)
@@ -364,6 +420,102 @@ def _grad_row(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep
         _grad_row_triangle(*a)
 
 
+@njit(**_INLINE)
+def _grad_one(h, gsv, g, vth, vreset, one, zero, sgargs, reset, detach, surr):
+    """``gH`` of one step from ``H``, ``gS`` and the incoming ``gV`` (scalar form)."""
+    alpha, c1, c2, inv_alpha = sgargs
+    z = h - vth
+    sg = _surrogate(z, surr, alpha, c1, c2, one, zero, inv_alpha)
+    s = one if z >= zero else zero
+    if reset == 0:
+        dvdh = (one - s) if detach else (one - s) + (vreset - h) * sg
+    elif reset == 1:
+        dvdh = one if detach else one - vth * sg
+    else:
+        dvdh = one
+    return gsv * sg + g * dvdh
+
+
+@njit(**_INLINE)
+def _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset, detach,
+                surr):
+    """Four reverse steps (t, t-1, t-2, t-3 = rows 3, 2, 1, 0) of :func:`_grad_loop` in one
+    pass, ``gV`` in a register between them; always stores ``gX`` (into ``x*``)."""
+    vth, vreset, one, zero = p[P_VTH], p[P_VRESET], p[P_ONE], p[P_ZERO]
+    sgargs = (p[P_ALPHA], p[P_C1], p[P_C2], p[P_INV_ALPHA])
+    for i in range(m):
+        a = _grad_one(h3[i], _ld(g3, i), gv[i], vth, vreset, one, zero, sgargs, reset, detach,
+                      surr)
+        _st(x3, i, a * kx)
+        b = _grad_one(h2[i], _ld(g2, i), a * kv, vth, vreset, one, zero, sgargs, reset, detach,
+                      surr)
+        _st(x2, i, b * kx)
+        c = _grad_one(h1[i], _ld(g1, i), b * kv, vth, vreset, one, zero, sgargs, reset, detach,
+                      surr)
+        _st(x1, i, c * kx)
+        d = _grad_one(h0[i], _ld(g0, i), c * kv, vth, vreset, one, zero, sgargs, reset, detach,
+                      surr)
+        _st(x0, i, d * kx)
+        gv[i] = d * kv
+
+
+@njit(**_ROW)
+def _grad_rows4_sigmoid(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
+                        reset, detach):
+    """:func:`_grad_loop4` with the sigmoid surrogate."""
+    _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset, detach,
+                0)
+
+
+@njit(**_ROW)
+def _grad_rows4_atan(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
+                     reset, detach):
+    """:func:`_grad_loop4` with the atan surrogate."""
+    _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset, detach,
+                1)
+
+
+@njit(**_ROW)
+def _grad_rows4_fast_sigmoid(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
+                             reset, detach):
+    """:func:`_grad_loop4` with the fast_sigmoid surrogate."""
+    _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset, detach,
+                2)
+
+
+@njit(**_ROW)
+def _grad_rows4_rectangle(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
+                          reset, detach):
+    """:func:`_grad_loop4` with the rectangle surrogate."""
+    _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset, detach,
+                3)
+
+
+@njit(**_ROW)
+def _grad_rows4_triangle(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
+                         reset, detach):
+    """:func:`_grad_loop4` with the triangle surrogate."""
+    _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset, detach,
+                4)
+
+
+@njit(**_INLINE)
+def _grad_rows4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset, detach,
+                surr):
+    """Call the four-step row function of surrogate ``surr``."""
+    a = (h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset, detach)
+    if surr == 0:
+        _grad_rows4_sigmoid(*a)
+    elif surr == 1:
+        _grad_rows4_atan(*a)
+    elif surr == 2:
+        _grad_rows4_fast_sigmoid(*a)
+    elif surr == 3:
+        _grad_rows4_rectangle(*a)
+    else:
+        _grad_rows4_triangle(*a)
+
+
 @njit(**_ROW)
 def _grad_k_row(xr, hpr, vinit, ghb, acc, m, p, first, decay, reset):
     """``acc += gH (X - (V[t-1] - V_rest))`` (decay_input) or ``-gH (V[t-1] - V_rest)``,
@@ -404,11 +556,20 @@ def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads, counter):
                 v[:m] = v0[n0 : n0 + m]
             else:
                 v[:m] = zero
-            for t in range(T):
-                _forward_row(
-                    x[t, n0 : n0 + m], s[t, n0 : n0 + m], v, m, params, sone[0], sone[1],
-                    kind, decay, reset,
+            n1 = n0 + m
+            t = 0
+            while t + 4 <= T:
+                _forward_rows4(
+                    x[t, n0:n1], x[t + 1, n0:n1], x[t + 2, n0:n1], x[t + 3, n0:n1],
+                    s[t, n0:n1], s[t + 1, n0:n1], s[t + 2, n0:n1], s[t + 3, n0:n1],
+                    v, m, params, sone[0], sone[1], kind, decay, reset,
                 )
+                t += 4
+            while t < T:
+                _forward_row(
+                    x[t, n0:n1], s[t, n0:n1], v, m, params, sone[0], sone[1], kind, decay, reset
+                )
+                t += 1
             vout[n0 : n0 + m] = v[:m]
             c = _claim(counter)
 
@@ -456,23 +617,41 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
             else:
                 vinit[:m] = zero
             gv[:m] = vinit[:m]
-            for t in range(T):
-                _charge_row(x[t, n0 : n0 + m], hs[t], gv, m, params, kind, decay, reset)
+            n1 = n0 + m
+            t = 0
+            while t + 4 <= T:
+                _charge_rows4(
+                    x[t, n0:n1], x[t + 1, n0:n1], x[t + 2, n0:n1], x[t + 3, n0:n1],
+                    hs[t], hs[t + 1], hs[t + 2], hs[t + 3], gv, m, params, kind, decay, reset,
+                )
+                t += 4
+            while t < T:
+                _charge_row(x[t, n0:n1], hs[t], gv, m, params, kind, decay, reset)
+                t += 1
             # reverse time
             if has_gv:
                 gv[:m] = gvT[n0 : n0 + m]
             else:
                 gv[:m] = zero
-            for t in range(T - 1, -1, -1):
+            t = T - 1
+            if need_gx and not need_gk:  # four steps per pass (the gk path needs every gH)
+                while t >= 3:
+                    _grad_rows4(
+                        hs[t], hs[t - 1], hs[t - 2], hs[t - 3],
+                        gs[t, n0:n1], gs[t - 1, n0:n1], gs[t - 2, n0:n1], gs[t - 3, n0:n1],
+                        gx[t, n0:n1], gx[t - 1, n0:n1], gx[t - 2, n0:n1], gx[t - 3, n0:n1],
+                        gv, m, params, kx, kv, reset, detach, surr,
+                    )
+                    t -= 4
+            for r in range(t, -1, -1):  # the remaining steps one at a time
                 _grad_row(
-                    hs[t], gs[t, n0 : n0 + m],
-                    gx[t, n0 : n0 + m] if need_gx else gx[0, 0:0],
+                    hs[r], gs[r, n0:n1], gx[r, n0:n1] if need_gx else gx[0, 0:0],
                     ghb, gv, m, params, kx, kv, reset, detach, need_gx, need_gk, surr,
                 )
                 if need_gk:
                     _grad_k_row(
-                        x[t, n0 : n0 + m], hs[t - 1] if t > 0 else hs[0], vinit, ghb, gk_acc,
-                        m, params, t == 0, decay, reset,
+                        x[r, n0:n1], hs[r - 1] if r > 0 else hs[0], vinit, ghb, gk_acc,
+                        m, params, r == 0, decay, reset,
                     )
             if need_gv0:
                 gv0[n0 : n0 + m] = gv[:m]
@@ -486,11 +665,27 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
 
 # One compiled copy per threading mode: small problems run serially, as a
 # parallel region costs a thread wake-up and a barrier (milliseconds on a busy
-# machine) that a few thousand neurons do not pay back.
-_forward_serial = njit(cache=True, nogil=True, error_model="numpy")(_forward_py)
-_forward_parallel = njit(parallel=True, cache=True, nogil=True, error_model="numpy")(_forward_py)
-_backward_serial = njit(cache=True, nogil=True, error_model="numpy")(_backward_py)
-_backward_parallel = njit(parallel=True, cache=True, nogil=True, error_model="numpy")(_backward_py)
+# machine) that a few thousand neurons do not pay back. Each copy wraps its own
+# function object with its own name: numba's on-disk cache is keyed by the
+# function's name and signature, not by ``parallel=``, so two dispatchers over the
+# same function would load each other's code (we measured the "parallel" kernel
+# running single-threaded from a cache the serial one had written).
+
+
+def _named_copy(fn, suffix: str):
+    copy = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,
+                                fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + suffix
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
+_SERIAL = dict(cache=True, nogil=True, error_model="numpy")
+_PARALLEL = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
+_forward_serial = njit(**_SERIAL)(_named_copy(_forward_py, "_serial"))
+_forward_parallel = njit(**_PARALLEL)(_named_copy(_forward_py, "_parallel"))
+_backward_serial = njit(**_SERIAL)(_named_copy(_backward_py, "_serial"))
+_backward_parallel = njit(**_PARALLEL)(_named_copy(_backward_py, "_parallel"))
 # Below this many elements of [T, N] the serial loop is used.
 PARALLEL_MIN_ELEMENTS = 1 << 18
 
