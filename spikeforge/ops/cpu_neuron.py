@@ -9,50 +9,53 @@ The same recurrence as the reference (:mod:`spikeforge.ops.spec`), fused over ti
 with the reference's operation order in the compute dtype (float32; float64 for
 float64 input), so spikes and the final membrane equal the reference bit for bit.
 
-Design. Work is split into chunks of up to 128k neurons, handed round-robin to the
-threads of one parallel region (``numba.prange``; problems under 256k elements run
-a serial copy of the same code, as waking threads and joining them costs more
-than it saves). Per chunk the loop runs over ``t`` outside and over the chunk's
-neurons inside, with the membrane in a local array; every inner loop is a small
-non-inlined row function whose option switches (kind, reset, detach, ...) are
-loop-invariant, so LLVM unswitches and vectorises it. The backward re-runs the
-chunk's forward into a local ``[T, chunk]`` scratch of ``H`` (at most 8 MiB, so
-it stays in L3) and then runs the reverse-time recurrence, computing the surrogate
-inside the gradient loop (one compiled loop per surrogate). Training therefore
-moves five passes over ``[T, N]`` (forward: read x, write spikes; backward: read
-x, read grad spikes, write grad x) and saves only ``x``. Half inputs are read and
-written as raw 16-bit words and converted inside the loops (exact widening,
-round-to-nearest-even narrowing), not by extra passes. Large outputs come from a
-pool of reused buffers (:mod:`spikeforge.ops._cpu_pool`): on our VMs a fresh 64 MiB
-tensor costs ~25 ms of page faults, more than the kernel itself.
+Design. Work is split into chunks of up to 128k neurons that the threads of one
+parallel region (``numba.prange``) claim from an atomic counter, so a thread that
+another process delays leaves its share to the others (problems under 256k
+elements run a serial copy of the same code: waking threads and joining them costs
+more than it saves). Per chunk the loop runs over ``t`` outside and over the
+chunk's neurons inside, four time steps per pass with the membrane in a register
+between them; each pass is a small non-inlined function whose option switches
+(kind, reset, detach, ...) are loop-invariant, so LLVM unswitches and vectorises
+it. The backward re-runs the chunk's forward into a local ``[T, chunk]`` scratch of
+``H`` (at most 8 MiB, so it stays in L3) and then runs the reverse-time recurrence,
+computing the surrogate inside the gradient loop (one compiled loop per surrogate).
+Training therefore moves five passes over ``[T, N]`` (forward: read x, write
+spikes; backward: read x, read grad spikes, write grad x) and saves only ``x``.
+Half inputs are read and written as raw 16-bit words and converted inside the loops
+(exact widening, round-to-nearest-even narrowing), not by extra passes. Large
+outputs come from a pool of reused buffers (:mod:`spikeforge.ops._cpu_pool`): on
+our VMs a fresh 64 MiB tensor costs ~25 ms of page faults, more than the kernel.
 
 Why this and not the alternatives (2-core AMD EPYC Zen 5 VM, torch 2.13, LIF
 tau=2 hard reset atan detach_reset, x float32 [T, N=1M], 2 threads, median of 10,
-all in one run of ``benchmarks/neurons.py --compile``; forward / forward+backward
-in ms):
+all in one run of ``benchmarks/neurons.py --compile``, copy bandwidth 45.6 GB/s;
+forward / forward+backward in ms):
 
 =========================================  ===============  ===============
 implementation                             T = 4            T = 16
 =========================================  ===============  ===============
-per-step PyTorch loop                      5.3 / 20.1       35.2 / 351
-``torch.compile`` of that loop (inductor)  1.05 / 3.5       20.1 / 64.8
-SpikingJelly 2.0 ``LIFNode`` (CPU path)    9.9 / 15.5       60.0 / 100
-this module                                1.35 / 3.3       3.75 / 10.7
+floor (2 / 5 passes of [T, N])             0.74 / 1.84      2.94 / 7.36
+per-step PyTorch loop                      5.7 / 21.2       17.3 / 357
+``torch.compile`` of that loop (inductor)  1.06 / 3.64      4.03 / 66.9
+SpikingJelly 2.0 ``LIFNode`` (CPU path)    11.1 / 18.4      65.2 / 99.6
+this module                                1.38 / 3.30      3.00 / 10.8
 =========================================  ===============  ===============
 
-(the floor, 2 / 5 passes of [T, N] at the 65.5 GB/s copy bandwidth of that run, is
-0.51 / 1.28 ms at T = 4 and 2.05 / 5.12 ms at T = 16). Inductor unrolls small T into
-one pass with the membrane in registers and wins the T = 4 forward, but falls behind
-quickly with T and costs tens of seconds of compilation per shape; a per-step loop
-launches ~10 ops per step and stores the graph. Within numba, measured on the way (T
-= 16, N = 1M): one fused kernel with all branches inlined stayed scalar (3
-ns/element backward, 1 thread) where the row functions vectorise (0.6); Python's
-float-division check (numba's default error model) alone blocked vectorisation of
-the surrogate; the surrogate as its own pass cost 15 % of the backward; chunks of 4k
-neurons ran 1.3-1.5x slower than 64-128k; fresh output buffers made the forward 7x
-slower (43 ms vs 6 ms at 1 thread) than pooled ones. Compilation is cached on disk
-(``cache=True``): the first call of a dtype compiles for a few seconds, later
-processes load it in well under a second.
+Inductor unrolls small T into one pass with the membrane in registers and still wins
+the T = 4 forward, but its backward falls behind quickly with T and it costs tens of
+seconds of compilation per shape; a per-step loop launches ~10 ops per step and
+stores the graph. Within numba, measured on the way (T = 16, N = 1M): one kernel
+with all branches inlined stayed scalar (3 ns/element backward, 1 thread) where
+small row functions vectorise (0.6); Python's float-division check (numba's default
+error model) alone blocked vectorisation of the surrogate; the surrogate as its own
+pass cost 15 % of the backward; chunks of 4k neurons ran 1.3-1.5x slower than
+64-128k; four steps per pass took the forward from 4.5 to 2.8 ms and the backward
+from 9.5 to 5.4 ms (2 threads), but only with each store right after its step
+(stores batched at the end of the four steps stayed scalar); fresh output buffers
+made the forward 7x slower than pooled ones. Compilation is cached on disk
+(``cache=True``): the first call of a dtype compiles for some seconds, later
+processes load it in under a second.
 """
 
 from __future__ import annotations
