@@ -94,7 +94,7 @@ def test_cache_is_reused(bundle, cache, monkeypatch):
     assert os.path.getmtime(path) == mtime
     assert torch.equal(again.train.frames, bundle.train.frames)
     # other parameters -> another file
-    assert ns.cache_path(ns.NMNISTSimParams(c_on=0.3), 6, LIMIT, cache) != path
+    assert ns.cache_path(ns.NMNISTSimParams(dvs=ns.DVSParams(c_on=0.3)), 6, LIMIT, cache) != path
     assert ns.cache_path(ns.NMNISTSimParams(), 8, LIMIT, cache) != path
 
 

@@ -37,7 +37,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -61,33 +61,24 @@ class NMNISTSimParams:
     ``saccade_px``: side of the saccade triangle in pixels; ``saccade_ms``:
     duration of one saccade; ``frames_per_saccade``: rendered frames per
     saccade (the emulator interpolates log intensity linearly between them);
-    the rest are :class:`spikeforge.data.emulator.DVSParams` fields; ``seed``
+    ``dvs``: the emulator's :class:`spikeforge.data.emulator.DVSParams`; ``seed``
     seeds the threshold mismatch and the noise.
     """
 
     saccade_px: float = 4.0
     saccade_ms: float = 100.0
     frames_per_saccade: int = 20
-    c_on: float = 0.25
-    c_off: float = 0.25
-    eps: float = 0.1
-    refractory_us: float = 500.0
-    sigma_threshold: float = 0.03
-    shot_noise_rate_hz: float = 0.5
-    leak_rate_hz: float = 0.0
-    seed: int = 0
-
-    def dvs(self) -> DVSParams:
-        """The emulator parameters."""
-        return DVSParams(
-            c_on=self.c_on,
-            c_off=self.c_off,
-            eps=self.eps,
-            refractory_us=self.refractory_us,
-            sigma_threshold=self.sigma_threshold,
-            shot_noise_rate_hz=self.shot_noise_rate_hz,
-            leak_rate_hz=self.leak_rate_hz,
+    dvs: DVSParams = field(
+        default_factory=lambda: DVSParams(
+            c_on=0.25,
+            c_off=0.25,
+            eps=0.1,
+            refractory_us=500.0,
+            sigma_threshold=0.03,
+            shot_noise_rate_hz=0.5,
         )
+    )
+    seed: int = 0
 
 
 def saccade_path(params: NMNISTSimParams) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +163,7 @@ def simulate_events(
         frames, times = saccade_frames(digits[s : s + batch_size], params)
         out.extend(
             emulate_events_batch(
-                frames, times, params.dvs(), seed=params.seed, sample_ids=ids[s : s + batch_size]
+                frames, times, params.dvs, seed=params.seed, sample_ids=ids[s : s + batch_size]
             )
         )
     return out
