@@ -414,6 +414,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     ap.add_argument("--dtypes", default=None, help="comma-separated subset of " + ",".join(DTYPES))
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
+    ap.add_argument("--T", default=None, help="comma-separated subset of the time lengths")
+    ap.add_argument("--impls", default=None,
+                    help="comma-separated subset of the implementations (default: all found)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     device = args.device
@@ -424,6 +427,9 @@ def main(argv=None) -> dict:
     dtypes = ["float32", "bfloat16"] if args.quick else list(DTYPES)
     if args.dtypes:
         dtypes = [d for d in args.dtypes.split(",") if d in DTYPES]
+    if args.T:
+        keep = {int(t) for t in args.T.split(",")}
+        configs = [(T, N) for T, N in configs if T in keep]
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -455,6 +461,9 @@ def main(argv=None) -> dict:
     print(f"{result['device']}; torch {torch.__version__}; copy {bw['copy_GBps']:.1f} GB/s "
           f"(fresh clone {bw['clone_GBps']:.1f} GB/s)")
     impls = make_impls(device, with_compile=args.compile)
+    if args.impls:
+        keep = set(args.impls.split(","))
+        impls = {name: fn for name, fn in impls.items() if name in keep}
     print("implementations:", ", ".join(impls))
     rows = []
     for (T, N), dtype_name in itertools.product(configs, dtypes):

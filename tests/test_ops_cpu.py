@@ -57,6 +57,64 @@ def test_parallel_path_matches_reference(dtype):
     check_against_reference("cpu", x, None, torch.tensor(0.1), spec)
 
 
+# Non-temporal (streaming) stores are used only for large outputs, which the tests above
+# never reach; forcing them on (threshold 0) checks the streaming loops on every store
+# path: forward spikes and the backward's four-step and single-step grad rows, in a
+# native and a 16-bit format, for rows that are 64-byte aligned (N a multiple of 16)
+# and, where the kernels must fall back to ordinary stores, rows that are not.
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16))
+@pytest.mark.parametrize("n", (4096, 4099))
+def test_streaming_stores_match_reference(monkeypatch, dtype, n):
+    monkeypatch.setattr(cpu_neuron, "STREAM_MIN_BYTES", 0)
+    x = random_input((7, n), dtype, seed=7)  # T = 7: one four-step pass and three single
+    assert cpu_neuron.use_stream_stores(x) == (n * x.element_size() % 64 == 0)
+    spec = make_spec("lif", "hard", True, True, "atan")
+    check_against_reference("cpu", x, None, None, spec)
+    spec = make_spec("lif", "soft", False, False, "sigmoid")  # gk path: single-step rows
+    check_against_reference("cpu", x, random_input((n,), torch.float32, seed=8), torch.tensor(0.1),
+                            spec)
+
+
+def test_stream_store_rule():
+    big = torch.empty(4, 1 << 20)
+    assert cpu_neuron.use_stream_stores(big) == (cpu_neuron.STREAM_MIN_BYTES >= 0
+                                                 and big.data_ptr() % 64 == 0)
+    assert not cpu_neuron.use_stream_stores(torch.empty(4, 1000))  # 4 kB: stays cached
+    assert not cpu_neuron.use_stream_stores(torch.empty(2, (1 << 21) + 3))  # rows unaligned
+    assert not cpu_neuron.use_stream_stores(torch.empty(4, (1 << 20) + 1)[:, 1:])  # offset
+
+
+def test_vectorised_exp_accuracy():
+    """The float32 exp of the sigmoid surrogate against float64 numpy: relative error
+    below 2e-7 on [-87, 87], clamped (finite, monotone) outside."""
+    from numba import njit
+
+    @njit(error_model="numpy")
+    def run(x, out):
+        for i in range(x.size):
+            out[i] = cpu_neuron._vexp(x[i])
+
+    x = np.concatenate([np.linspace(-120, 120, 480_001), [0.0, -0.0, 1e-30, -1e-30]])
+    x = x.astype(np.float32)
+    out = np.empty_like(x)
+    run(x, out)
+    inside = np.abs(x) < 87
+    ref = np.exp(x[inside].astype(np.float64))
+    assert (np.abs(out[inside] - ref) / ref).max() < 2e-7
+    assert np.isfinite(out).all() and (np.diff(out[:480_001]) >= 0).all()
+
+
+def test_backward_compiles_only_the_surrogates_used():
+    spec = make_spec("lif", "hard", True, True, "triangle")
+    x = random_input((4, 64), torch.float32).requires_grad_(True)
+    s, _ = dispatch.multistep("cpu", x, None, 0.5, spec)
+    s.sum().backward()
+    serial, parallel = cpu_neuron._backward_kernels(spec.surrogate_id)
+    assert serial.py_func.__name__ == "_backward_py_serial_triangle"
+    assert serial.py_func.__globals__["_grad_rows4_sel"] is cpu_neuron._grad_rows4_triangle
+    assert parallel.py_func.__globals__["_grad_row_sel"] is cpu_neuron._grad_row_triangle
+
+
 def test_single_step_and_empty_batch():
     spec = make_spec("if", "hard", False, True, "rectangle")
     check_against_reference("cpu", random_input((1, 9), torch.float32), None, None, spec)
