@@ -16,11 +16,13 @@ when installed; the median of ``--runs`` (>= 10) timed runs after warm-up. Each 
 is printed as a multiple of the floor: the bytes that must move (forward: read x,
 write spikes = 2 passes of ``[T, N]`` at the input dtype; forward+backward: also
 read x again, read the spike gradient, write the input gradient = 5 passes) over the
-copy bandwidth measured in this process (bytes read + written by a large
-``dst.copy_(src)`` into a warm buffer; on the CPU the faster of one thread and all
-threads). A fresh ``clone`` (which also page-faults its new buffer) is reported
-beside it. Peak memory of one forward+backward: ``torch.cuda.max_memory_allocated``
-above the inputs on the GPU; on the CPU the peak resident set (VmHWM, reset through
+copy bandwidth (bytes read + written by ``dst.copy_(src)`` of at least 256 MB into a
+warm buffer), timed in the same round-robin as the implementations so that each
+floor comes from the same minutes as its row. A copy measured once at the start
+(on the CPU the faster of one thread and all threads) and a fresh ``clone`` (which
+also page-faults its new buffer) are recorded beside them. Peak memory of one
+forward+backward: ``torch.cuda.max_memory_allocated`` above the inputs on the GPU;
+on the CPU the peak resident set (VmHWM, reset through
 ``/proc/self/clear_refs``) above the resident set before the call, after freeing
 cached blocks (``malloc_trim`` and spikeforge's buffer pool), so that pooled
 memory is counted.
@@ -68,6 +70,7 @@ CONFIGS = {
     "cuda": [(4, 8_400_000), (16, 2_100_000), (32, 4_200_000)],
 }
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+COPY = "__copy__"  # the floor's copy, timed among the implementations
 
 
 # --------------------------------------------------------------------------- machine
@@ -272,15 +275,19 @@ def time_interleaved(fns: dict, device: str, runs: int, warmup: int = 2) -> dict
     return out
 
 
-def bench_config(impls, T, N, dtype_name, device, runs, floor_bw, memory):
-    """Rows (impl x mode) for one ``[T, N]`` input of ``dtype_name``."""
+def bench_config(impls, T, N, dtype_name, device, runs, floor_bw, memory, copy_buffers=None):
+    """Rows (impl x mode) for one ``[T, N]`` input of ``dtype_name``.
+
+    With ``copy_buffers = (src, dst)`` the copy that defines the floor is timed in the
+    same round-robin as the implementations (``dst.copy_(src)``), so the floor of each
+    row is the bandwidth of the same minutes: on shared VMs the copy bandwidth drifts
+    between runs (we saw 41-128 GB/s on one 2-core machine within an hour)."""
     dtype = DTYPES[dtype_name]
     gen = torch.Generator(device=device).manual_seed(0)
     x = (torch.randn((T, N), generator=gen, device=device) * 1.5 + 0.5).to(dtype)
     g = torch.randn((T, N), generator=gen, device=device).to(dtype)
     xg = x.clone().requires_grad_(True)
     item = x.element_size()
-    floors = {"fwd": 2 * T * N * item / floor_bw, "fwd+bwd": 5 * T * N * item / floor_bw}
 
     def fwd(impl):
         def run():
@@ -299,9 +306,20 @@ def bench_config(impls, T, N, dtype_name, device, runs, floor_bw, memory):
     rows = []
     for mode, wrap in (("fwd", fwd), ("fwd+bwd", fwdbwd)):
         fns = {name: wrap(impl) for name, impl in impls.items()}
+        if copy_buffers is not None:
+            src, dst = copy_buffers
+            fns[COPY] = lambda src=src, dst=dst: dst.copy_(src)
         times = time_interleaved(fns, device, runs)
+        bw = floor_bw
+        if copy_buffers is not None:
+            fns.pop(COPY)
+            t_copy = times.pop(COPY)
+            if not isinstance(t_copy, Exception):
+                bw = 2 * src.numel() * src.element_size() / t_copy
+        floors = {"fwd": 2 * T * N * item / bw, "fwd+bwd": 5 * T * N * item / bw}
         for name, fn in fns.items():
-            row = {"impl": name, "T": T, "N": N, "dtype": dtype_name, "mode": mode}
+            row = {"impl": name, "T": T, "N": N, "dtype": dtype_name, "mode": mode,
+                   "copy_GBps": bw / 1e9}
             t = times[name]
             if isinstance(t, Exception):
                 row["error"] = f"{type(t).__name__}: {t}"[:300]
@@ -465,10 +483,13 @@ def main(argv=None) -> dict:
         keep = set(args.impls.split(","))
         impls = {name: fn for name, fn in impls.items() if name in keep}
     print("implementations:", ", ".join(impls))
+    copy_src = torch.empty(max(biggest, 256 << 20) // 4, device=device).uniform_()
+    copy_dst = torch.empty_like(copy_src)
+    copy_dst.copy_(copy_src)
     rows = []
     for (T, N), dtype_name in itertools.product(configs, dtypes):
         cfg = bench_config(impls, T, N, dtype_name, device, runs, floor_bw,
-                           memory=not args.no_memory)
+                           memory=not args.no_memory, copy_buffers=(copy_src, copy_dst))
         rows += cfg
         for r in cfg:
             if "error" in r:
@@ -478,7 +499,8 @@ def main(argv=None) -> dict:
             sj = r.get("speedup_vs_spikingjelly")
             mem = r.get("peak_mem_MiB")
             print(f"  T={T:<3} N={N:<8} {dtype_name:<8} {r['mode']:<7} {r['impl']:<18} "
-                  f"{r['time_ms']:9.2f} ms {r['x_floor']:7.2f}x floor"
+                  f"{r['time_ms']:9.2f} ms {r['x_floor']:7.2f}x floor "
+                  f"({r['copy_GBps']:.0f} GB/s)"
                   + (f"  {sj:5.2f}x vs SJ" if sj else "")
                   + (f"  peak {mem:8.1f} MiB" if mem is not None else ""))
     result["rows"] = rows

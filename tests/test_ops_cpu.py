@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -22,8 +24,8 @@ DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 @pytest.mark.parametrize("kind,reset,detach,decay,surrogate", OPTION_GRID)
 def test_every_option_and_dtype_matches_reference(kind, reset, detach, decay, surrogate):
     spec = make_spec(kind, reset, detach, decay, surrogate)
-    for dtype in DTYPES:
-        x = random_input((5, 37), dtype)
+    for dtype, T in itertools.product(DTYPES, (4, 5)):  # 4: no single-step remainder
+        x = random_input((T, 37), dtype)
         for with_v0, plif in ((False, False), (True, True), (True, False), (False, True)):
             v0 = random_input((37,), torch.float32, seed=2) * 0.5 if with_v0 else None
             w = torch.tensor(0.3) if plif else None
@@ -58,10 +60,11 @@ def test_parallel_path_matches_reference(dtype):
 
 
 # Non-temporal (streaming) stores are used only for large outputs, which the tests above
-# never reach; forcing them on (threshold 0) checks the streaming loops on every store
-# path: forward spikes and the backward's four-step and single-step grad rows, in a
-# native and a 16-bit format, for rows that are 64-byte aligned (N a multiple of 16)
-# and, where the kernels must fall back to ordinary stores, rows that are not.
+# never reach; forcing them on (threshold 0) checks the streaming loops: forward spikes
+# (four-step and single-step rows) and the backward's four-step grad rows (next to its
+# single-step rows, which store normally), in a native and a 16-bit format, for rows
+# that are 64-byte aligned (N a multiple of 16) and, where the kernels must fall back to
+# ordinary stores, rows that are not.
 @pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16))
 @pytest.mark.parametrize("n", (4096, 4099))
 def test_streaming_stores_match_reference(monkeypatch, dtype, n):
@@ -111,8 +114,10 @@ def test_backward_compiles_only_the_surrogates_used():
     s.sum().backward()
     serial, parallel = cpu_neuron._backward_kernels(spec.surrogate_id)
     assert serial.py_func.__name__ == "_backward_py_serial_triangle"
-    assert serial.py_func.__globals__["_grad_rows4_sel"] is cpu_neuron._grad_rows4_triangle
-    assert parallel.py_func.__globals__["_grad_row_sel"] is cpu_neuron._grad_row_triangle
+    rows = cpu_neuron._SURROGATE_ROWS[spec.surrogate_id]
+    assert rows[1].py_func.__name__ == "_grad_rows4_triangle"
+    assert serial.py_func.__globals__["_grad_rows4_sel"] is rows[1]
+    assert parallel.py_func.__globals__["_grad_row_sel"] is rows[0]
 
 
 def test_single_step_and_empty_batch():

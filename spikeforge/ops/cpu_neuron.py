@@ -71,7 +71,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from spikeforge.ops import _cpu_pool
-from spikeforge.ops.spec import NeuronSpec
+from spikeforge.ops.spec import SURROGATE_NAMES, NeuronSpec
 
 # ---------------------------------------------------------------------------
 # Bit-level conversions for 16-bit floats. numba has no float16/bfloat16 type,
@@ -507,68 +507,6 @@ def _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, kee
         gv[i] = gh * kv
 
 
-# One compiled row function per surrogate, so that the surrogate is a constant inside
-# the loop (a runtime 5-way switch there kept LLVM from vectorising it).
-@njit(**_ROW)
-def _grad_row_sigmoid(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh,
-                      stream):
-    """:func:`_grad_loop` with the sigmoid surrogate."""
-    if stream:  # two loops, see _forward_row
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, True,
-                   0)
-    else:
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, False,
-                   0)
-
-
-@njit(**_ROW)
-def _grad_row_atan(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh,
-                   stream):
-    """:func:`_grad_loop` with the atan surrogate."""
-    if stream:  # two loops, see _forward_row
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, True,
-                   1)
-    else:
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, False,
-                   1)
-
-
-@njit(**_ROW)
-def _grad_row_fast_sigmoid(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh,
-                           stream):
-    """:func:`_grad_loop` with the fast_sigmoid surrogate."""
-    if stream:  # two loops, see _forward_row
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, True,
-                   2)
-    else:
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, False,
-                   2)
-
-
-@njit(**_ROW)
-def _grad_row_rectangle(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh,
-                        stream):
-    """:func:`_grad_loop` with the rectangle surrogate."""
-    if stream:  # two loops, see _forward_row
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, True,
-                   3)
-    else:
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, False,
-                   3)
-
-
-@njit(**_ROW)
-def _grad_row_triangle(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh,
-                       stream):
-    """:func:`_grad_loop` with the triangle surrogate."""
-    if stream:  # two loops, see _forward_row
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, True,
-                   4)
-    else:
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, False,
-                   4)
-
-
 @njit(**_INLINE)
 def _grad_one(h, gsv, g, vth, vreset, one, zero, sgargs, reset, detach, surr):
     """``gH`` of one step from ``H``, ``gS`` and the incoming ``gV`` (scalar form)."""
@@ -608,71 +546,45 @@ def _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv
         gv[i] = d * kv
 
 
-@njit(**_ROW)
-def _grad_rows4_sigmoid(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
-                        reset, detach, stream):
-    """:func:`_grad_loop4` with the sigmoid surrogate."""
-    if stream:  # two loops, see _forward_row
-        _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                    detach, True, 0)
-    else:
-        _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                    detach, False, 0)
+def _surrogate_rows(surr: int, name: str) -> tuple:
+    """The compiled row functions of the backward for one surrogate, ``surr`` a constant
+    inside each (a runtime switch over the surrogates in the loop kept LLVM from
+    vectorising it): ``(grad_row, grad_rows4)`` over :func:`_grad_loop` and
+    :func:`_grad_loop4`, each with its own name, so numba caches them apart. The
+    four-step rows (the main path) have two loops, one per store kind (see
+    :func:`_forward_row`); the single-step rows (the ``T mod 4`` remainder and the
+    learnable-leak path) only ordinary stores, which halves their compile time."""
+
+    def grad_row(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
+        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, False,
+                   surr)
+
+    def grad_rows4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
+                   detach, stream):
+        if stream:
+            _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
+                        detach, True, surr)
+        else:
+            _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
+                        detach, False, surr)
+
+    out = []
+    for fn in (grad_row, grad_rows4):
+        fn.__name__ = fn.__qualname__ = f"_{fn.__name__}_{name}"
+        fn.__doc__ = f"{fn.__name__[1:]}: the {name} surrogate's row loop (_surrogate_rows)."
+        out.append(njit(**_ROW)(fn))
+    return tuple(out)
 
 
-@njit(**_ROW)
-def _grad_rows4_atan(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
-                     reset, detach, stream):
-    """:func:`_grad_loop4` with the atan surrogate."""
-    if stream:  # two loops, see _forward_row
-        _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                    detach, True, 1)
-    else:
-        _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                    detach, False, 1)
-
-
-@njit(**_ROW)
-def _grad_rows4_fast_sigmoid(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
-                             reset, detach, stream):
-    """:func:`_grad_loop4` with the fast_sigmoid surrogate."""
-    if stream:  # two loops, see _forward_row
-        _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                    detach, True, 2)
-    else:
-        _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                    detach, False, 2)
-
-
-@njit(**_ROW)
-def _grad_rows4_rectangle(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
-                          reset, detach, stream):
-    """:func:`_grad_loop4` with the rectangle surrogate."""
-    if stream:  # two loops, see _forward_row
-        _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                    detach, True, 3)
-    else:
-        _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                    detach, False, 3)
-
-
-@njit(**_ROW)
-def _grad_rows4_triangle(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
-                         reset, detach, stream):
-    """:func:`_grad_loop4` with the triangle surrogate."""
-    if stream:  # two loops, see _forward_row
-        _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                    detach, True, 4)
-    else:
-        _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                    detach, False, 4)
-
-
-# The backward drivers call these two names; each compiled copy of the driver binds them
-# to one surrogate's row functions (:func:`_backward_kernels`), so a process compiles
-# only the surrogates it uses (all five at once took ~35 s per dtype on a cold cache).
-_grad_row_sel = _grad_row_atan
-_grad_rows4_sel = _grad_rows4_atan
+# Row functions per surrogate, in the order of NeuronSpec.surrogate_id.
+_SURROGATE_ROWS = tuple(_surrogate_rows(i, name) for i, name in enumerate(SURROGATE_NAMES))
+# The backward drivers call these two names; each compiled copy of the driver binds
+# them to one surrogate's row functions (:func:`_backward_kernels`), so a process
+# compiles only the surrogates it uses (all five at once took ~35 s per dtype on a
+# cold cache). A one-pass ``T = 4`` backward with ``H`` in registers instead of the
+# scratch was measured no faster (fp32 2.59 vs 2.71 ms, bf16 2.06 vs 1.98 ms forward +
+# backward at N = 1M) and doubled the compile time, so it is not here.
+_grad_row_sel, _grad_rows4_sel = _SURROGATE_ROWS[1]
 
 
 @njit(**_ROW)
@@ -773,13 +685,13 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
             m = min(chunk, N - n0)
             if need_gk:
                 gk_acc[:m] = zero
-            # forward recompute: H[t] into the scratch (gv holds V meanwhile)
             if has_v0:
                 vinit[:m] = v0[n0 : n0 + m]
             else:
                 vinit[:m] = zero
-            gv[:m] = vinit[:m]
             n1 = n0 + m
+            # forward recompute: H[t] into the scratch (gv holds V meanwhile)
+            gv[:m] = vinit[:m]
             t = 0
             while t + 4 <= T:
                 _charge_rows4(
@@ -808,7 +720,7 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
             for r in range(t, -1, -1):  # the remaining steps one at a time
                 _grad_row_sel(
                     hs[r], gs[r, n0:n1], gx[r, n0:n1] if need_gx else gx[0, 0:0],
-                    ghb, gv, m, params, kx, kv, reset, detach, need_gx, need_gk, stream,
+                    ghb, gv, m, params, kx, kv, reset, detach, need_gx, need_gk,
                 )
                 if need_gk:
                     _grad_k_row(
@@ -849,14 +761,6 @@ _SERIAL = dict(cache=True, nogil=True, error_model="numpy")
 _PARALLEL = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
 _forward_serial = njit(**_SERIAL)(_named_copy(_forward_py, "_serial"))
 _forward_parallel = njit(**_PARALLEL)(_named_copy(_forward_py, "_parallel"))
-# Row functions per surrogate, in the order of NeuronSpec.surrogate_id.
-_SURROGATE_ROWS = (
-    ("sigmoid", _grad_row_sigmoid, _grad_rows4_sigmoid),
-    ("atan", _grad_row_atan, _grad_rows4_atan),
-    ("fast_sigmoid", _grad_row_fast_sigmoid, _grad_rows4_fast_sigmoid),
-    ("rectangle", _grad_row_rectangle, _grad_rows4_rectangle),
-    ("triangle", _grad_row_triangle, _grad_rows4_triangle),
-)
 _BACKWARD_KERNELS: dict = {}
 
 
@@ -864,7 +768,8 @@ def _backward_kernels(surrogate_id: int):
     """``(serial, parallel)`` backward drivers for one surrogate, created on first use."""
     pair = _BACKWARD_KERNELS.get(surrogate_id)
     if pair is None:
-        name, row, rows4 = _SURROGATE_ROWS[surrogate_id]
+        name = SURROGATE_NAMES[surrogate_id]
+        row, rows4 = _SURROGATE_ROWS[surrogate_id]
         bind = {"_grad_row_sel": row, "_grad_rows4_sel": rows4}
         pair = _BACKWARD_KERNELS[surrogate_id] = (
             njit(**_SERIAL)(_named_copy(_backward_py, f"_serial_{name}", bind)),
@@ -972,13 +877,30 @@ def _pick(serial, parallel, T: int, N: int):
     return parallel, nthreads
 
 
+def _l3_bytes() -> int:
+    """The last-level cache size from sysfs (Linux), else 32 MiB."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as f:
+            text = f.read().strip().upper()
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        return int(text.rstrip("KMG")) * scale
+    except (OSError, ValueError):
+        return 32 << 20
+
+
 # Outputs of at least this many bytes are written with non-temporal stores (see
-# :func:`_stream_store`): a store stream that cannot stay in the shared L3 then moves
-# one byte per byte instead of two. Smaller outputs use ordinary stores so that they
-# stay in the cache for the layer that reads them next. Measured in
-# ``benchmarks/neurons.py``'s module notes; ``SPIKEFORGE_STREAM_MIN_MB`` overrides it
-# (0 streams every output, a negative value none).
-STREAM_MIN_BYTES = int(float(os.environ.get("SPIKEFORGE_STREAM_MIN_MB", "8")) * (1 << 20))
+# :func:`_stream_store`): half the last-level cache, the size from which the op's own
+# input and output no longer fit in it together, so the output could not stay cached
+# for the next layer anyway. Below it, ordinary stores keep the output in the cache
+# for the layer that reads it next: streaming the 12.8 MB spikes of the default
+# model's first LIF (32 MiB L3) made a training epoch 3.54 s instead of 3.12 s, while
+# streaming a 64 MB output made the forward 1.5x faster. ``SPIKEFORGE_STREAM_MIN_MB``
+# overrides it (0 streams every aligned output, a negative value none).
+STREAM_MIN_BYTES = (
+    int(float(os.environ["SPIKEFORGE_STREAM_MIN_MB"]) * (1 << 20))
+    if os.environ.get("SPIKEFORGE_STREAM_MIN_MB")
+    else _l3_bytes() // 2
+)
 
 
 def use_stream_stores(out: torch.Tensor) -> bool:
