@@ -18,7 +18,9 @@ write spikes = 2 passes of ``[T, N]`` at the input dtype; forward+backward: also
 read x again, read the spike gradient, write the input gradient = 5 passes) over the
 copy bandwidth (bytes read + written by ``dst.copy_(src)`` of at least 256 MB into a
 warm buffer), timed in the same round-robin as the implementations so that each
-floor comes from the same minutes as its row. A copy measured once at the start
+floor comes from the same minutes as its row (``x_floor``); ``x_floor_strict`` uses the
+fastest copy of the whole run instead, which a neighbour taking memory bandwidth
+cannot flatter. A copy measured once at the start
 (on the CPU the faster of one thread and all threads) and a fresh ``clone`` (which
 also page-faults its new buffer) are recorded beside them. Peak memory of one
 forward+backward: ``torch.cuda.max_memory_allocated`` above the inputs on the GPU;
@@ -391,11 +393,14 @@ def check_triton_on_gpu(device: str = "cuda") -> int:
         v0 = torch.randn((3, 1031), generator=g, device=dev) * 0.3
         w = torch.tensor(0.3, device=dev)
         gs = torch.randn(x.shape, generator=g, device=dev).to(dtype)
+        # every other half-precision case asks for no float32 gradient (fixed leak, v0
+        # without grad), which runs the float16 Z scratch (H16) of the backward
+        h16 = dtype in (torch.float16, torch.bfloat16) and n % 2 == 0
         outs = []
         for backend in ("reference", "triton"):
-            xx, vv = x.clone().requires_grad_(True), v0.clone().requires_grad_(True)
+            xx, vv = x.clone().requires_grad_(True), v0.clone().requires_grad_(not h16)
             ww = w.clone().requires_grad_(True)
-            k = torch.sigmoid(ww)
+            k = 0.4 if h16 else torch.sigmoid(ww)
             if backend == "reference":
                 s, v, _ = multistep_reference(xx, vv, k, spec)
             else:
@@ -411,6 +416,8 @@ def check_triton_on_gpu(device: str = "cuda") -> int:
         half = dtype in (torch.float16, torch.bfloat16)
         tol = dict(rtol=1.6e-2, atol=1e-3) if half else dict(rtol=2e-4, atol=1e-5)
         torch.testing.assert_close(tgx, rgx, **tol, msg=f"grad x: {where}")
+        if h16:
+            continue
         torch.testing.assert_close(tgv, rgv, rtol=2e-4, atol=1e-5, msg=f"grad v0: {where}")
         if kind == "lif":
             torch.testing.assert_close(tgw, rgw, rtol=2e-4, atol=1e-5, msg=f"grad w: {where}")
@@ -503,6 +510,23 @@ def main(argv=None) -> dict:
                   f"({r['copy_GBps']:.0f} GB/s)"
                   + (f"  {sj:5.2f}x vs SJ" if sj else "")
                   + (f"  peak {mem:8.1f} MiB" if mem is not None else ""))
+    # The strict floor: the fastest copy seen anywhere in the run. A neighbour that
+    # takes memory bandwidth slows the copy more than a kernel that is partly bound by
+    # compute, so the same-minutes floor can flatter a contended run; x_floor_strict
+    # cannot.
+    best_bw = max([bw["copy_GBps"]] + [r["copy_GBps"] for r in rows if "copy_GBps" in r])
+    result["copy_GBps_best"] = best_bw
+    for r in rows:
+        if "time_ms" in r:
+            item = torch.empty((), dtype=DTYPES[r["dtype"]]).element_size()
+            passes = 2 if r["mode"] == "fwd" else 5
+            floor_s = passes * r["T"] * r["N"] * item / (best_bw * 1e9)
+            r["x_floor_strict"] = r["time_ms"] / 1e3 / floor_s
+    print(f"strict floor at the best copy of the run, {best_bw:.0f} GB/s:")
+    for r in rows:
+        if r["impl"] == "spikeforge" and "x_floor_strict" in r:
+            print(f"  T={r['T']:<3} {r['dtype']:<8} {r['mode']:<7} spikeforge "
+                  f"{r['x_floor_strict']:5.2f}x strict floor")
     result["rows"] = rows
     result["load_average_at_end"] = os.getloadavg()
     if device == "cuda" and not args.quick:

@@ -73,6 +73,43 @@ def test_half_and_double(dtype, combo):
     x = random_input((5, 37), dtype)
     check_against_reference("triton", x, random_input((37,), torch.float32, seed=7), None, spec)
     check_against_reference("triton", x, None, torch.tensor(-0.4), spec)
+    check_against_reference("triton", x, None, None, spec)  # half: the float16 Z scratch
+
+
+@pytest.mark.parametrize("dtype", (torch.bfloat16, torch.float16))
+@pytest.mark.parametrize("surrogate", ("atan", "sigmoid", "triangle"))
+def test_float16_scratch_keeps_spikes_exact_at_the_edges(dtype, surrogate):
+    """The backward of a half input keeps Z = H - V_th as float16 in the grad_x buffer.
+    The spike it recovers must be the forward's even where rounding reaches zero: H one
+    float32 ulp below the threshold (Z rounds to -0: silent), H exactly at it (Z = 0:
+    fires), Z = -0 (fires), and |Z| beyond float16's range (clamped). A wrong spike flips
+    ``dV/dH`` between 1 and 0 (hard reset, not detached) and shows in grad x at t = 0."""
+    from spikeforge.functional.neuron import multistep_reference
+
+    cases = []
+    for vth, v0_col, x0 in ((0.25, 0.25 - 2.0**-26, 0.0), (0.25, 0.25, 0.0), (0.0, -0.0, -0.0)):
+        cases.append((vth, [v0_col], [[x0], [0.3], [0.1]]))  # H[0] = v0 + x0
+    big = 60000.0 if dtype == torch.float16 else 1e6
+    cases.append((0.25, [0.0, 0.0], [[big, -big], [0.2, 0.2], [0.1, 0.1]]))
+    for vth, v0_vals, x_vals in cases:
+        spec = NeuronSpec(kind="if", v_threshold=vth, v_reset=0.0, reset="hard",
+                          detach_reset=False, surrogate=surrogate, alpha=2.0)
+        x = torch.tensor(x_vals).to(dtype)
+        v0 = torch.tensor(v0_vals)  # no gradient asked: the float16 scratch is used
+        gs = torch.tensor([[0.5] * len(v0_vals), [1.0] * len(v0_vals), [-1.0] * len(v0_vals)])
+        grads = []
+        for backend in ("reference", "triton"):
+            xx = x.clone().requires_grad_(True)
+            if backend == "reference":
+                s, v, _ = multistep_reference(xx, v0, 1.0, spec)
+            else:
+                s, v = dispatch.multistep("triton", xx, v0, 1.0, spec)
+            (s.float() * gs).sum().backward()
+            grads.append((s.detach(), xx.grad))
+        (rs, rg), (ts, tg) = grads
+        assert torch.equal(rs, ts), (vth, v0_vals, x_vals)
+        torch.testing.assert_close(tg.float(), rg.float(), rtol=1.6e-2, atol=1e-3,
+                                   msg=f"{vth} {v0_vals} {x_vals}")
 
 
 @pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16))
@@ -155,8 +192,13 @@ bwd_types = dict(x_ptr="*" + xdt, v0_ptr="*fp32", gs_ptr="*" + xdt, gv_ptr="*fp3
 opts = [(1, 0, False), (1, 1, False), (0, 2, True), (1, 0, True), (0, 1, True)]
 for surr, (kind, reset, detach) in zip(range(5), opts):
     cons = dict(HAS_V0=True, HAS_GV=True, KIND=kind, DECAY=True, RESET=reset, DETACH=detach,
-                SURR=surr, NEED_GX=True, NEED_GV0=True, NEED_GK=kind == 1, BLOCK=256)
+                SURR=surr, NEED_GX=True, NEED_GV0=True, NEED_GK=kind == 1, H16=False,
+                BLOCK=256)
     assert "ld.global" in ptx_of(triton_neuron._bwd_kernel, bwd_types, cons)
+    if xdt in ("bf16", "fp16"):  # float16 Z scratch in the grad_x buffer
+        cons.update(HAS_V0=False, NEED_GV0=False, NEED_GK=False, H16=True)
+        ptx = ptx_of(triton_neuron._bwd_kernel, {**bwd_types, "h_ptr": "*fp16"}, cons)
+        assert "ld.global" in ptx and "cvt.rn.f16.f32" in ptx
 print("ok")
 """
 

@@ -31,8 +31,12 @@ derivative of :mod:`spikeforge.functional.surrogate`. ``H[t-1]`` is loaded one
 step ahead and kept in registers so ``V[t-1]`` (for ``gk``) is recomputed, never
 stored. ``gk`` is summed per program into a small buffer and reduced in torch
 (deterministic, no atomics). For half-precision inputs ``grad_x`` has 2-byte
-elements that cannot hold a float32 ``H``, so a separate float32 ``[T, N]``
-scratch is used (the spikes would not be reproducible from a rounded ``H``).
+elements that cannot hold a float32 ``H``; it holds ``H - V_th`` as float16 instead,
+rounded so that its sign, and so the spike, is exact (``H16`` in the kernel), which
+keeps the backward at three passes. Only when a float32 gradient is asked for as
+well (the learnable leak's, or the initial state's), or for the rectangle surrogate
+(a step in ``Z`` that rounding could cross), is a separate float32 ``[T, N]``
+scratch used.
 
 The kernels are written conservatively (plain ``for`` loops over ``T`` with
 loads/stores, constexpr switches for the options and the surrogate) so that what
@@ -97,10 +101,17 @@ def _bwd_kernel(
     x_ptr, v0_ptr, gs_ptr, gv_ptr, gx_ptr, h_ptr, gv0_ptr, gk_ptr, k_ptr, p_ptr, T, N, last,
     HAS_V0: tl.constexpr, HAS_GV: tl.constexpr, KIND: tl.constexpr, DECAY: tl.constexpr,
     RESET: tl.constexpr, DETACH: tl.constexpr, SURR: tl.constexpr, NEED_GX: tl.constexpr,
-    NEED_GV0: tl.constexpr, NEED_GK: tl.constexpr, BLOCK: tl.constexpr,
+    NEED_GV0: tl.constexpr, NEED_GK: tl.constexpr, H16: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Backward for one block of neurons: forward recompute of ``H`` into ``h_ptr``, then
-    the reverse-time recurrence writing ``grad_x`` (``h_ptr`` may alias ``gx_ptr``)."""
+    the reverse-time recurrence writing ``grad_x`` (``h_ptr`` may alias ``gx_ptr``).
+
+    ``H16``: the scratch holds ``Z = H - V_th`` as float16 (in the 16-bit ``grad_x``
+    buffer of a half-precision input): ``-0`` stored as ``+0`` (the forward fired on it),
+    clamped to +-65504, rounded to nearest, which never changes the sign, so the spike
+    is recovered exactly as ``Z >= 0`` with the sign bit clear (a tiny negative ``Z``
+    rounds to ``-0``); the surrogate and ``H = Z + V_th`` come from the rounded value
+    (relative error 2^-11, below the half-precision gradient's own rounding)."""
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -130,7 +141,13 @@ def _bwd_kernel(
             h = v + k * (x - (v - vrest))
         else:
             h = v - k * (v - vrest) + x
-        tl.store(hp, h, mask=mask)
+        if H16:
+            z = h - vth
+            z = tl.where(z == 0.0, 0.0, z)  # -0 -> +0: the spike test below sees z >= 0
+            z = tl.clamp(z, -65504.0, 65504.0, propagate_nan=tl.PropagateNan.ALL)
+            tl.store(hp, z.to(tl.float16), mask=mask)
+        else:
+            tl.store(hp, h, mask=mask)
         s = tl.where(h - vth >= 0.0, 1.0, 0.0).to(cdt)
         if RESET == 0:
             v = h * (1.0 - s) + vreset * s
@@ -155,8 +172,14 @@ def _bwd_kernel(
     for i in range(T):
         has_prev = (offs * 0 + i) < T - 1  # t = T - 1 - i > 0, as a block-shaped mask
         h_prev = tl.load(hp - N, mask=mask & has_prev, other=0.0)
-        z = h - vth
-        s = tl.where(z >= 0.0, 1.0, 0.0).to(cdt)
+        if H16:  # h holds float16 Z = H - V_th (see the docstring)
+            z = h.to(cdt)
+            fired = (z >= 0.0) & (h.to(tl.int16, bitcast=True) >= 0)
+            s = tl.where(fired, 1.0, 0.0).to(cdt)
+            h = z + vth
+        else:
+            z = h - vth
+            s = tl.where(z >= 0.0, 1.0, 0.0).to(cdt)
         if SURR == 0:  # sigmoid
             sig = 1.0 / (1.0 + tl.exp(-alpha * z))
             sg = alpha * sig * (1.0 - sig)
@@ -351,9 +374,18 @@ def backward(
     BLOCK, warps = _block(N, T, backward=True)
     grid = triton.cdiv(N, BLOCK)
     gx = torch.empty_like(x2d) if need_gx else None
-    # H scratch: the grad_x buffer itself when it can hold the compute dtype
+    # H scratch: the grad_x buffer itself when it can hold the compute dtype; for a
+    # half-precision input the same buffer holding Z = H - V_th as float16 (H16), unless
+    # a float32 gradient is asked for (the learnable leak's, which also recomputes
+    # V[t-1] from H[t-1], or the initial state's): those carry the reference's float32
+    # precision, which a float16 Z (relative error 2^-11) would not; or the rectangle
+    # surrogate, a step at |Z| = alpha/2 that a rounded Z can cross; else its own.
+    h16 = (gx is not None and gx.dtype in (torch.float16, torch.bfloat16)
+           and not need_gk and not need_gv0 and spec.surrogate != "rectangle")
     if gx is not None and gx.dtype == cdt:
         hbuf = gx
+    elif h16:
+        hbuf = gx.view(torch.float16)
     else:
         hbuf = torch.empty((T, N), dtype=cdt, device=dev)
     gv0 = torch.empty(N if need_gv0 else 0, dtype=cdt, device=dev)
@@ -376,7 +408,7 @@ def backward(
         HAS_V0=v0 is not None, HAS_GV=grad_v is not None,
         KIND=0 if spec.kind == "if" else 1, DECAY=bool(spec.decay_input),
         RESET=spec.reset_id, DETACH=bool(spec.detach_reset), SURR=spec.surrogate_id,
-        NEED_GX=gx is not None, NEED_GV0=need_gv0, NEED_GK=need_gk,
+        NEED_GX=gx is not None, NEED_GV0=need_gv0, NEED_GK=need_gk, H16=h16,
         BLOCK=BLOCK, num_warps=warps, **_LAUNCH,
     )
     return gx, (gv0 if need_gv0 else None), (gk_part.sum() if need_gk else None)
