@@ -155,6 +155,17 @@ def make_impls(device: str, with_compile: bool) -> dict:
         ours = LIF(tau=TAU, v_threshold=V_TH, v_reset=V_RESET, detach_reset=True,
                    surrogate="atan", backend=backend)
         impls["spikeforge"] = ours
+        if backend == "triton":  # the autotuner's gain over the fixed fallback blocks
+            from spikeforge.ops import triton_neuron
+
+            def fixed_blocks(x, ours=ours):
+                triton_neuron.AUTOTUNE = False
+                try:
+                    return ours(x)
+                finally:
+                    triton_neuron.AUTOTUNE = True
+
+            impls["spikeforge fixed blocks"] = fixed_blocks
     impls["torch loop"] = torch_loop
     if with_compile:
         # one graph per (shape, dtype, grad mode): 3 T x 3 dtypes x 2 modes
@@ -529,6 +540,10 @@ def main(argv=None) -> dict:
                   f"{r['x_floor_strict']:5.2f}x strict floor")
     result["rows"] = rows
     result["load_average_at_end"] = os.getloadavg()
+    if device == "cuda":
+        from spikeforge.ops import triton_neuron
+
+        result["triton_autotune"] = triton_neuron.tuned_configs()
     if device == "cuda" and not args.quick:
         result["open_neuromorphic"] = open_neuromorphic(device, runs)
         for r in result["open_neuromorphic"]:

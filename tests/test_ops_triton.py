@@ -223,3 +223,53 @@ def test_kernels_compile_for_a_gpu_without_fma_in_the_forward(xdt, cdt):
     if out.returncode == 0 and out.stdout.strip() == "api":
         pytest.skip(f"triton {triton.__version__}: ASTSource API differs from 3.9's")
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_autotuner_is_built_with_valid_keys_for_the_gpu(monkeypatch):
+    """Off the interpreter the kernels are wrapped in ``triton.autotune``; building the
+    wrappers checks the key and reset names against the kernels' arguments (no GPU
+    needed: nothing is launched)."""
+    from triton.runtime.autotuner import Autotuner
+
+    assert triton_neuron.tuned_kernels() is None  # the interpreter uses fixed blocks
+    monkeypatch.setattr(triton_neuron, "_interpret", lambda: False)
+    monkeypatch.setattr(triton_neuron, "_TUNED", {})
+    monkeypatch.setattr(triton_neuron, "_KERNELS", {})
+    fwd, bwd = triton_neuron.tuned_kernels()
+    assert isinstance(fwd, Autotuner) and isinstance(bwd, Autotuner)
+    assert fwd.keys == ["T", "N"] and bwd.reset_to_zero == ["gk_ptr"]
+    assert len(bwd.configs) == len(triton_neuron._BWD_CONFIGS) > 1
+    monkeypatch.setattr(triton_neuron, "AUTOTUNE", False)
+    assert triton_neuron.tuned_kernels() is None
+
+
+def test_failed_tuning_falls_back_to_fixed_blocks(monkeypatch):
+    """A tuning launch that raises is redone with the fixed block sizes, with the gk
+    partial sums zeroed first and a warning, and tuning stays off afterwards."""
+
+    class TunedForward:  # stands in for a working autotuner: one config, the grid lambda
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                kern = triton_neuron.kernels()[0]
+                kern[grid({"BLOCK": 64})](*args, **kwargs, BLOCK=64, num_warps=4)
+
+            return launch
+
+    class BrokenBackward:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                args[7].fill_(123.0)  # garbage left in gk_part by the failed launch
+                raise RuntimeError("no GPU for this trial")
+
+            return launch
+
+    state = {}
+    monkeypatch.setattr(triton_neuron, "_TUNED", state)
+    monkeypatch.setattr(triton_neuron, "tuned_kernels",
+                        lambda: None if state.get("failed") else (TunedForward(), BrokenBackward()))
+    spec = make_spec("lif", "soft", False, True, "atan")
+    x = random_input((5, 300), torch.float32)
+    with pytest.warns(RuntimeWarning, match="autotuning failed"):
+        check_against_reference("triton", x, None, torch.tensor(0.2), spec)
+    assert "no GPU" in triton_neuron.tuned_configs()["failed"]
+    check_against_reference("triton", x, None, torch.tensor(0.2), spec)  # no more tuning

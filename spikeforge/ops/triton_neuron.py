@@ -48,6 +48,7 @@ lazily, as :class:`InterpretedFunction` when ``TRITON_INTERPRET=1`` and as
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import triton
@@ -265,6 +266,70 @@ def kernels():
     return _KERNELS[mode]
 
 
+# Autotuning on a GPU: (BLOCK, num_warps) candidates, timed by Triton's autotuner once
+# per (T, N, dtypes) and cached for the process. The fixed choice of :func:`_block`
+# is the fallback (the interpreter, SPIKEFORGE_TRITON_AUTOTUNE=0, or a tuning error).
+AUTOTUNE = os.environ.get("SPIKEFORGE_TRITON_AUTOTUNE", "1") != "0"
+_FWD_CONFIGS = ((256, 2), (512, 4), (1024, 4), (2048, 4), (2048, 8), (4096, 8))
+_BWD_CONFIGS = ((128, 2), (128, 4), (256, 4), (512, 4), (1024, 4), (512, 8))
+_MIN_BWD_BLOCK = min(b for b, _ in _BWD_CONFIGS)
+_TUNED: dict = {}
+
+
+def tuned_kernels():
+    """``(forward, backward)`` wrapped in ``triton.autotune`` over ``BLOCK`` and
+    ``num_warps`` (keys ``T``, ``N`` and the tensors' dtypes; the backward's ``gk``
+    partial sums are zeroed between trials), or ``None`` where autotuning is off (the
+    interpreter, ``SPIKEFORGE_TRITON_AUTOTUNE=0``, or after a tuning error)."""
+    if not AUTOTUNE or _interpret() or _TUNED.get("failed"):
+        return None
+    if "kernels" not in _TUNED:
+        fwd, bwd = kernels()
+        _TUNED["kernels"] = (
+            triton.autotune([triton.Config({"BLOCK": b}, num_warps=w) for b, w in _FWD_CONFIGS],
+                            key=["T", "N"])(fwd),
+            triton.autotune([triton.Config({"BLOCK": b}, num_warps=w) for b, w in _BWD_CONFIGS],
+                            key=["T", "N"], reset_to_zero=["gk_ptr"])(bwd),
+        )
+    return _TUNED["kernels"]
+
+
+def tuned_configs() -> dict:
+    """The configurations the autotuner chose so far, ``{kernel: {key: config}}`` (for the
+    benchmark's record)."""
+    out = {}
+    for name, kern in zip(("forward", "backward"), _TUNED.get("kernels", ())):
+        out[name] = {str(key): str(cfg) for key, cfg in getattr(kern, "cache", {}).items()}
+    if _TUNED.get("failed"):
+        out["failed"] = _TUNED["failed"]
+    return out
+
+
+def _launch(which: int, N: int, fixed: tuple[int, int], args: tuple, consts: dict,
+            zero_on_fallback: tuple = ()) -> None:
+    """Launch the forward (``which = 0``) or backward (1) over ``N`` neurons: autotuned
+    where :func:`tuned_kernels` is on, else with ``fixed = (BLOCK, num_warps)``. Both
+    kernels rewrite every output from the inputs, so a failed tuning launch is redone
+    with the fixed configuration (``zero_on_fallback`` zeroed first; tuning switched off
+    for the process, with a warning)."""
+    tuned = tuned_kernels()
+    if tuned is not None:
+        try:
+            tuned[which][lambda meta: (triton.cdiv(N, meta["BLOCK"]),)](*args, **consts, **_LAUNCH)
+            return
+        except Exception as e:  # noqa: BLE001 - any tuning failure falls back
+            import warnings
+
+            _TUNED["failed"] = f"{type(e).__name__}: {e}"[:500]
+            warnings.warn(f"spikeforge: Triton autotuning failed ({_TUNED['failed']}); "
+                          "using the fixed block sizes", RuntimeWarning, stacklevel=3)
+            for t in zero_on_fallback:
+                t.zero_()
+    BLOCK, warps = fixed
+    kernels()[which][(triton.cdiv(N, BLOCK),)](*args, **consts, BLOCK=BLOCK, num_warps=warps,
+                                               **_LAUNCH)
+
+
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """State/arithmetic dtype: float64 for float64 input, float32 otherwise."""
     return torch.float64 if dtype == torch.float64 else torch.float32
@@ -336,13 +401,10 @@ def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec):
     p = _params(spec, cdt, x2d.device)
     kt = _k_tensor(k, cdt, x2d.device)
     v0c = v0.detach().reshape(N).contiguous() if v0 is not None else v
-    BLOCK, warps = _block(N)
-    fwd, _ = kernels()
-    fwd[(triton.cdiv(N, BLOCK),)](
-        x2d, v0c, s, v, kt, p, T, N,
-        HAS_V0=v0 is not None, KIND=0 if spec.kind == "if" else 1,
-        DECAY=bool(spec.decay_input), RESET=spec.reset_id, BLOCK=BLOCK, num_warps=warps,
-        **_LAUNCH,
+    _launch(
+        0, N, _block(N), (x2d, v0c, s, v, kt, p, T, N),
+        dict(HAS_V0=v0 is not None, KIND=0 if spec.kind == "if" else 1,
+             DECAY=bool(spec.decay_input), RESET=spec.reset_id),
     )
     return s, v
 
@@ -371,8 +433,6 @@ def backward(
     cdt = compute_dtype(x2d.dtype)
     need_gv0 = need_gv0 and v0 is not None
     need_gk = need_gk and spec.kind == "lif"
-    BLOCK, warps = _block(N, T, backward=True)
-    grid = triton.cdiv(N, BLOCK)
     gx = torch.empty_like(x2d) if need_gx else None
     # H scratch: the grad_x buffer itself when it can hold the compute dtype; for a
     # half-precision input the same buffer holding Z = H - V_th as float16 (H16), unless
@@ -389,7 +449,10 @@ def backward(
     else:
         hbuf = torch.empty((T, N), dtype=cdt, device=dev)
     gv0 = torch.empty(N if need_gv0 else 0, dtype=cdt, device=dev)
-    gk_part = torch.zeros(grid if need_gk else 0, dtype=cdt, device=dev)
+    # one partial gk per program, sized for the smallest block any launch may use
+    # (programs beyond the grid leave zeros); never empty, as the autotuner zeroes it
+    gk_part = torch.zeros(max(1, triton.cdiv(N, _MIN_BWD_BLOCK)) if need_gk else 1, dtype=cdt,
+                          device=dev)
     if N == 0:
         return gx, (gv0 if need_gv0 else None), (gk_part.sum() if need_gk else None)
     p = _params(spec, cdt, dev)
@@ -400,15 +463,13 @@ def backward(
     # unused pointer arguments get a valid (never dereferenced) tensor, not an empty one
     gvT = grad_v.reshape(N).contiguous() if grad_v is not None else p
     v0c = v0.detach().reshape(N).contiguous() if v0 is not None else p
-    _, bwd = kernels()
-    bwd[(grid,)](
-        x2d, v0c, gs, gvT, gx if gx is not None else hbuf, hbuf,
-        gv0 if need_gv0 else p, gk_part if need_gk else p, kt, p,
-        T, N, (T - 1) * N,
+    args = (x2d, v0c, gs, gvT, gx if gx is not None else hbuf, hbuf,
+            gv0 if need_gv0 else p, gk_part, kt, p, T, N, (T - 1) * N)
+    consts = dict(
         HAS_V0=v0 is not None, HAS_GV=grad_v is not None,
         KIND=0 if spec.kind == "if" else 1, DECAY=bool(spec.decay_input),
         RESET=spec.reset_id, DETACH=bool(spec.detach_reset), SURR=spec.surrogate_id,
         NEED_GX=gx is not None, NEED_GV0=need_gv0, NEED_GK=need_gk, H16=h16,
-        BLOCK=BLOCK, num_warps=warps, **_LAUNCH,
     )
+    _launch(1, N, _block(N, T, backward=True), args, consts, zero_on_fallback=(gk_part,))
     return gx, (gv0 if need_gv0 else None), (gk_part.sum() if need_gk else None)
