@@ -9,37 +9,43 @@ The same recurrence as the reference (:mod:`spikeforge.ops.spec`), fused over ti
 with the reference's operation order in the compute dtype (float32; float64 for
 float64 input), so spikes and the final membrane equal the reference bit for bit.
 
-Design. Work is split into chunks of up to 128k neurons that the threads of one
-parallel region (``numba.prange``) claim from an atomic counter, so a thread that
-another process delays leaves its share to the others (problems under 256k
+Design. Work is split into chunks of neurons (up to 128k forward, 32k backward) that
+the threads of one parallel region (``numba.prange``) claim from an atomic counter, so
+a thread that another process delays leaves its share to the others (problems under 256k
 elements run a serial copy of the same code: waking threads and joining them costs
 more than it saves). Per chunk the loop runs over ``t`` outside and over the
 chunk's neurons inside, four time steps per pass with the membrane in a register
 between them; each pass is a small non-inlined function whose option switches
 (kind, reset, detach, ...) are loop-invariant, so LLVM unswitches and vectorises
-it. The backward re-runs the chunk's forward into a local ``[T, chunk]`` scratch of
-``H`` (at most 8 MiB, so it stays in L3) and then runs the reverse-time recurrence,
-computing the surrogate inside the gradient loop (one compiled loop per surrogate).
-Training therefore moves five passes over ``[T, N]`` (forward: read x, write
-spikes; backward: read x, read grad spikes, write grad x) and saves only ``x``.
-Half inputs are read and written as raw 16-bit words and converted inside the loops
-(exact widening, round-to-nearest-even narrowing), not by extra passes. Large
-outputs come from a pool of reused buffers (:mod:`spikeforge.ops._cpu_pool`): on
-our VMs a fresh 64 MiB tensor costs ~25 ms of page faults, more than the kernel.
+it. The reset is a select between its two cases, which keeps the reference's bits
+and costs a quarter less than the arithmetic form. The backward re-runs the chunk's
+forward into a local ``[T, chunk]`` scratch of ``H`` (at most 8 MiB, so it stays in
+L3) and then runs the reverse-time recurrence, computing the surrogate inside the
+gradient loop (one compiled loop per surrogate, compiled on first use; the sigmoid's
+``exp`` is a vectorisable polynomial). Training therefore moves five passes over
+``[T, N]`` (forward: read x, write spikes; backward: read x, read grad spikes, write
+grad x) and saves only ``x``. Outputs of half the last-level cache or more are written
+with non-temporal stores (:data:`STREAM_MIN_BYTES`), which skip the read a normal store
+makes of every line it writes. Half inputs are read and written as raw 16-bit words and
+converted inside the loops (exact widening, round-to-nearest-even narrowing), not by
+extra passes. Large outputs come from a pool of reused buffers
+(:mod:`spikeforge.ops._cpu_pool`): on our VMs a fresh 64 MiB tensor costs ~25 ms of
+page faults, more than the kernel.
 
 Why this and not the alternatives (2-core AMD EPYC Zen 5 VM, torch 2.13, LIF
 tau=2 hard reset atan detach_reset, x float32 [T, N=1M], 2 threads, median of 10,
-all in one run of ``benchmarks/neurons.py --compile``, copy bandwidth 45.6 GB/s;
-forward / forward+backward in ms):
+all in one run of ``benchmarks/neurons.py --compile --T 4,16 --dtypes float32``
+on 2026-11-25, copy bandwidth 40-42 GB/s in that run (a neighbour was using the
+memory; 80 GB/s when quiet); forward / forward+backward in ms):
 
 =========================================  ===============  ===============
 implementation                             T = 4            T = 16
 =========================================  ===============  ===============
-floor (2 / 5 passes of [T, N])             0.74 / 1.84      2.94 / 7.36
-per-step PyTorch loop                      5.7 / 21.2       17.3 / 357
-``torch.compile`` of that loop (inductor)  1.06 / 3.64      4.03 / 66.9
-SpikingJelly 2.0 ``LIFNode`` (CPU path)    11.1 / 18.4      65.2 / 99.6
-this module                                1.38 / 3.30      3.00 / 10.8
+floor (2 / 5 passes of [T, N])             0.80 / 2.0       3.2 / 8.0
+per-step PyTorch loop                      6.7 / 19.8       37.5 / 370
+``torch.compile`` of that loop (inductor)  1.24 / 4.06      21.4 / 69.2
+SpikingJelly 2.0 ``LIFNode`` (CPU path)    10.1 / 17.3      67.5 / 104
+this module                                1.45 / 3.05      3.35 / 8.86
 =========================================  ===============  ===============
 
 Inductor unrolls small T into one pass with the membrane in registers and still wins
