@@ -164,6 +164,8 @@ from triton.compiler import ASTSource
 from triton.runtime.jit import JITFunction
 from spikeforge.ops import triton_neuron
 
+triton_neuron.kernels()  # binds the jitted helper functions the kernels call
+
 def ptx_of(kernel, types, constexprs, fusion=False):
     fn = JITFunction(kernel)
     sig = {n: ("constexpr" if n in constexprs else types[n]) for n in fn.arg_names}

@@ -57,6 +57,37 @@ import triton.language as tl
 from spikeforge.ops.spec import NeuronSpec
 
 
+def _charge_py(v, x, k, vrest, KIND: tl.constexpr, DECAY: tl.constexpr):
+    """``H[t]`` from ``V[t-1]`` and ``X[t]`` in the reference's operation order: IF
+    ``V + X``; LIF ``V + k (X - (V - V_rest))`` (decay_input) or ``V - k (V - V_rest) + X``."""
+    if KIND == 0:
+        h = v + x
+    elif DECAY:
+        h = v + k * (x - (v - vrest))
+    else:
+        h = v - k * (v - vrest) + x
+    return h
+
+
+def _reset_py(h, s, vth, vreset, RESET: tl.constexpr):
+    """``V[t]`` from ``H[t]`` and the spike ``s`` in {0, 1}: ``H (1 - S) + V_reset S`` (hard),
+    ``H - V_th S`` (soft), ``H`` (none)."""
+    if RESET == 0:
+        v = h * (1.0 - s) + vreset * s
+    elif RESET == 1:
+        v = h - vth * s
+    else:
+        v = h
+    return v
+
+
+# The kernels call the helpers by these names; :func:`kernels` binds them to the
+# helpers jitted for the mode in use (``triton.jit`` when compiling for a GPU, the
+# plain functions under the interpreter), as the kernels themselves are.
+_charge = _charge_py
+_reset = _reset_py
+
+
 def _fwd_kernel(
     x_ptr, v0_ptr, s_ptr, v_ptr, k_ptr, p_ptr, T, N,
     HAS_V0: tl.constexpr, KIND: tl.constexpr, DECAY: tl.constexpr, RESET: tl.constexpr,
@@ -79,20 +110,10 @@ def _fwd_kernel(
     sp = s_ptr + offs
     for _t in range(T):
         x = tl.load(xp, mask=mask, other=0.0).to(cdt)
-        if KIND == 0:
-            h = v + x
-        elif DECAY:
-            h = v + k * (x - (v - vrest))
-        else:
-            h = v - k * (v - vrest) + x
+        h = _charge(v, x, k, vrest, KIND, DECAY)
         s = tl.where(h - vth >= 0.0, 1.0, 0.0).to(cdt)
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
-        if RESET == 0:
-            v = h * (1.0 - s) + vreset * s
-        elif RESET == 1:
-            v = h - vth * s
-        else:
-            v = h
+        v = _reset(h, s, vth, vreset, RESET)
         xp += N
         sp += N
     tl.store(v_ptr + offs, v, mask=mask)
@@ -136,12 +157,7 @@ def _bwd_kernel(
     hp = h_ptr + offs
     for _t in range(T):
         x = tl.load(xp, mask=mask, other=0.0).to(cdt)
-        if KIND == 0:
-            h = v + x
-        elif DECAY:
-            h = v + k * (x - (v - vrest))
-        else:
-            h = v - k * (v - vrest) + x
+        h = _charge(v, x, k, vrest, KIND, DECAY)
         if H16:
             z = h - vth
             z = tl.where(z == 0.0, 0.0, z)  # -0 -> +0: the spike test below sees z >= 0
@@ -150,12 +166,7 @@ def _bwd_kernel(
         else:
             tl.store(hp, h, mask=mask)
         s = tl.where(h - vth >= 0.0, 1.0, 0.0).to(cdt)
-        if RESET == 0:
-            v = h * (1.0 - s) + vreset * s
-        elif RESET == 1:
-            v = h - vth * s
-        else:
-            v = h
+        v = _reset(h, s, vth, vreset, RESET)
         xp += N
         hp += N
 
@@ -210,12 +221,7 @@ def _bwd_kernel(
         gh = g_s * sg + gv * dvdh
         if NEED_GK:
             s_prev = tl.where(h_prev - vth >= 0.0, 1.0, 0.0).to(cdt)
-            if RESET == 0:
-                v_prev = h_prev * (1.0 - s_prev) + vreset * s_prev
-            elif RESET == 1:
-                v_prev = h_prev - vth * s_prev
-            else:
-                v_prev = h_prev
+            v_prev = _reset(h_prev, s_prev, vth, vreset, RESET)
             v_prev = tl.where(has_prev, v_prev, v0)
             if DECAY:
                 x = tl.load(xp, mask=mask, other=0.0).to(cdt)
@@ -260,10 +266,14 @@ def kernels():
         if mode:
             from triton.runtime.interpreter import InterpretedFunction
 
-            _KERNELS[mode] = (InterpretedFunction(_fwd_kernel), InterpretedFunction(_bwd_kernel))
+            helpers = {"_charge": _charge_py, "_reset": _reset_py}
+            _KERNELS[mode] = (InterpretedFunction(_fwd_kernel), InterpretedFunction(_bwd_kernel),
+                              helpers)
         else:
-            _KERNELS[mode] = (triton.jit(_fwd_kernel), triton.jit(_bwd_kernel))
-    return _KERNELS[mode]
+            helpers = {"_charge": triton.jit(_charge_py), "_reset": triton.jit(_reset_py)}
+            _KERNELS[mode] = (triton.jit(_fwd_kernel), triton.jit(_bwd_kernel), helpers)
+    globals().update(_KERNELS[mode][2])
+    return _KERNELS[mode][:2]
 
 
 # Autotuning on a GPU: (BLOCK, num_warps) candidates, timed by Triton's autotuner once
