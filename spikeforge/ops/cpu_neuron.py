@@ -240,8 +240,8 @@ def _stream_store(typingctx, arr, idx, val):
     stores (only aligned vector stores exist non-temporally; the vectoriser refuses an
     under-aligned one). The claim holds for the vector stores because every caller
     passes rows whose first element is 64-byte aligned and the vectorised loop starts
-    at element 0 (checked on the host: :func:`_stream_ok`); a remainder element stored
-    by a scalar instruction has no alignment requirement on x86."""
+    at element 0 (checked on the host: :func:`use_stream_stores`); a remainder element
+    stored by a scalar instruction has no alignment requirement on x86."""
     sig = types.void(arr, idx, val)
 
     def codegen(context, builder, signature, args):
@@ -438,10 +438,10 @@ def _vexp_impl(x):
     """float32: a vectorisable ``exp`` (numba's ``np.exp`` is a libm call per element, which
     kept the sigmoid surrogate's gradient loop scalar: 2.2 ns per element against 0.1 for
     the other surrogates). Cephes' ``expf``: ``n = round(x log2 e)``, ``r = x - n ln 2`` in
-    two parts, a degree-7 polynomial for ``exp(r)``, and ``2^n`` added to the exponent bits;
-    ``x`` is clamped to [-87, 87] (so ``2^n`` stays a normal float; ``exp(87)`` is 6e37, and
-    the sigmoid it feeds is then within 1e-38 of its limit). Relative error below 1e-7
-    (8e-8 measured over [-87, 87]).
+    two parts, ``exp(r) = 1 + r + r^2 P(r)`` with ``P`` of degree 5, and ``2^n`` added to
+    the exponent bits; ``x`` is clamped to [-87, 87] (so ``2^n`` stays a normal float;
+    ``exp(87)`` is 6e37, and the sigmoid it feeds is then within 1e-38 of its limit).
+    Relative error below 1e-7 (8e-8 measured over [-87, 87]).
     float64: ``np.exp``."""
     if x == types.float32:
 
@@ -488,7 +488,7 @@ def _surrogate(z, surr, alpha, c1, c2, one, zero, inv_alpha):
 
 
 @njit(**_INLINE)
-def _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, stream, surr):
+def _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, surr):
     """One reverse step: ``gH = gS sg(H - V_th) + gV dV/dH``; ``gX = kx gH`` (stored when
     ``store_gx``), ``gV <- kv gH`` and ``ghb = gH`` when ``keep_gh``. Inlined into one
     function per surrogate below, where ``surr`` is a compile-time constant."""
@@ -507,7 +507,7 @@ def _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, kee
             dvdh = one
         gh = _ld(gsr, i) * sg + gv[i] * dvdh
         if store_gx:
-            _put(gxr, i, gh * kx, stream)
+            _st(gxr, i, gh * kx)
         if keep_gh:
             ghb[i] = gh
         gv[i] = gh * kv
@@ -562,8 +562,7 @@ def _surrogate_rows(surr: int, name: str) -> tuple:
     learnable-leak path) only ordinary stores, which halves their compile time."""
 
     def grad_row(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, False,
-                   surr)
+        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, surr)
 
     def grad_rows4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
                    detach, stream):
