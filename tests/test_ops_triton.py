@@ -196,7 +196,9 @@ for surr, (kind, reset, detach) in zip(range(5), opts):
     cons = dict(HAS_V0=True, HAS_GV=True, KIND=kind, DECAY=True, RESET=reset, DETACH=detach,
                 SURR=surr, NEED_GX=True, NEED_GV0=True, NEED_GK=kind == 1, H16=False,
                 BLOCK=256)
-    assert "ld.global" in ptx_of(triton_neuron._bwd_kernel, bwd_types, cons)
+    ptx = ptx_of(triton_neuron._bwd_kernel, bwd_types, cons)
+    # the H scratch is kept in L2 (evict_last) while x and the spike grads stream past
+    assert "ld.global" in ptx and "L2::evict_last" in ptx and "L2::evict_first" in ptx
     if xdt in ("bf16", "fp16"):  # float16 Z scratch in the grad_x buffer
         cons.update(HAS_V0=False, NEED_GV0=False, NEED_GK=False, H16=True)
         ptx = ptx_of(triton_neuron._bwd_kernel, {**bwd_types, "h_ptr": "*fp16"}, cons)

@@ -16,9 +16,10 @@ float64); spikes are stored in the input dtype.
 
 Training moves five passes over ``[T, N]``: the forward reads ``x`` and writes the
 spikes, saving nothing but ``x``; the backward first re-runs the forward recurrence,
-writing ``H[t]`` into the ``grad_x`` output buffer as scratch (hot in L2 right
-after), then runs the reverse-time recurrence reading ``H[t]`` back from that buffer
-and overwriting it with ``grad_x[t]``::
+writing ``H[t]`` into the ``grad_x`` output buffer as scratch (stored with an L2
+``evict_last`` hint while ``x`` and the spike gradient stream in with ``evict_first``,
+so that it is still in L2 when read back), then runs the reverse-time recurrence
+reading ``H[t]`` back from that buffer and overwriting it with ``grad_x[t]``::
 
     gH[t]   = gS[t] sg(H[t] - V_th) + gV[t] dV[t]/dH[t]
     gX[t]   = k gH[t] (LIF, decay_input) else gH[t]
@@ -109,7 +110,7 @@ def _fwd_kernel(
     xp = x_ptr + offs
     sp = s_ptr + offs
     for _t in range(T):
-        x = tl.load(xp, mask=mask, other=0.0).to(cdt)
+        x = tl.load(xp, mask=mask, other=0.0, eviction_policy="evict_first").to(cdt)
         h = _charge(v, x, k, vrest, KIND, DECAY)
         s = tl.where(h - vth >= 0.0, 1.0, 0.0).to(cdt)
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
@@ -156,15 +157,18 @@ def _bwd_kernel(
     xp = x_ptr + offs
     hp = h_ptr + offs
     for _t in range(T):
-        x = tl.load(xp, mask=mask, other=0.0).to(cdt)
+        if NEED_GK:  # x is read again in reverse time: let it stay in L2
+            x = tl.load(xp, mask=mask, other=0.0).to(cdt)
+        else:  # streaming input; the H scratch below is what should stay in L2
+            x = tl.load(xp, mask=mask, other=0.0, eviction_policy="evict_first").to(cdt)
         h = _charge(v, x, k, vrest, KIND, DECAY)
         if H16:
             z = h - vth
             z = tl.where(z == 0.0, 0.0, z)  # -0 -> +0: the spike test below sees z >= 0
             z = tl.clamp(z, -65504.0, 65504.0, propagate_nan=tl.PropagateNan.ALL)
-            tl.store(hp, z.to(tl.float16), mask=mask)
+            tl.store(hp, z.to(tl.float16), mask=mask, eviction_policy="evict_last")
         else:
-            tl.store(hp, h, mask=mask)
+            tl.store(hp, h, mask=mask, eviction_policy="evict_last")
         s = tl.where(h - vth >= 0.0, 1.0, 0.0).to(cdt)
         v = _reset(h, s, vth, vreset, RESET)
         xp += N
@@ -217,7 +221,7 @@ def _bwd_kernel(
                 dvdh = 1.0 - vth * sg
         else:
             dvdh = tl.full([BLOCK], 1.0, cdt)
-        g_s = tl.load(gsp, mask=mask, other=0.0).to(cdt)
+        g_s = tl.load(gsp, mask=mask, other=0.0, eviction_policy="evict_first").to(cdt)
         gh = g_s * sg + gv * dvdh
         if NEED_GK:
             s_prev = tl.where(h_prev - vth >= 0.0, 1.0, 0.0).to(cdt)
@@ -379,9 +383,9 @@ def _block(N: int, T: int = 1, backward: bool = False) -> tuple[int, int]:
     the ``H`` scratch written by all resident programs should still be in L2 when it is
     read back; with about 270k resident threads on an H100 and a 50 MB L2 that means
     ``threads x (neurons per thread) x T x 4 B`` of about 32 MB, so 8 neurons per thread
-    at T <= 4, 2 at T = 16, 1 at T >= 32. (A starting point, to be tuned by
-    benchmarks/neurons.py on the GPU.) In the interpreter one program per block of up
-    to 4096 neurons keeps numpy calls few."""
+    at T <= 4, 2 at T = 16, 1 at T >= 32. On a GPU this is the fallback of the
+    autotuner (:func:`tuned_kernels`), which times the alternatives per shape. In the
+    interpreter one program per block of up to 4096 neurons keeps numpy calls few."""
     if _interpret():
         return max(16, min(4096, triton.next_power_of_2(max(N, 1)))), 4
     if not backward:
