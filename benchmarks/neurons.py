@@ -451,6 +451,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--dtypes", default=None, help="comma-separated subset of " + ",".join(DTYPES))
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
     ap.add_argument("--T", default=None, help="comma-separated subset of the time lengths")
+    ap.add_argument("--skip-check", action="store_true",
+                    help="--device cuda: skip the check of the Triton kernels against the "
+                         "reference (for a second run on the same machine)")
     ap.add_argument("--impls", default=None,
                     help="comma-separated subset of the implementations (default: all found)")
     ap.add_argument("--out", default=None)
@@ -485,11 +488,24 @@ def main(argv=None) -> dict:
         "quick": args.quick,
         "runs": runs,
     }
-    if device == "cuda":
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                   f"neurons_{device}{'_quick' if args.quick else ''}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+
+    def save(partial: bool) -> None:
+        """Write what is measured so far (after every configuration, so that a run cut
+        off by a time limit still leaves its rows)."""
+        result["partial"] = partial
+        with open(out, "w") as f:
+            json.dump(result, f, indent=1)
+
+    if device == "cuda" and not args.skip_check:
         t0 = time.perf_counter()
         result["triton_check_cases"] = check_triton_on_gpu()
+        result["triton_check_seconds"] = time.perf_counter() - t0
         print(f"Triton kernels match the reference on the GPU "
-              f"({result['triton_check_cases']} cases, {time.perf_counter() - t0:.1f} s)")
+              f"({result['triton_check_cases']} cases, {result['triton_check_seconds']:.1f} s)")
+        save(partial=True)
     biggest = max(T * N for T, N in configs) * 4
     bw = copy_bandwidth(device, max(biggest, 256 << 20))
     result["copy_bandwidth"] = bw
@@ -509,6 +525,8 @@ def main(argv=None) -> dict:
         cfg = bench_config(impls, T, N, dtype_name, device, runs, floor_bw,
                            memory=not args.no_memory, copy_buffers=(copy_src, copy_dst))
         rows += cfg
+        result["rows"] = rows
+        save(partial=True)
         for r in cfg:
             if "error" in r:
                 print(f"  T={T:<3} N={N:<8} {dtype_name:<8} {r['mode']:<7} {r['impl']:<18} "
@@ -549,11 +567,7 @@ def main(argv=None) -> dict:
         for r in result["open_neuromorphic"]:
             print(f"  Open Neuromorphic shape, {r['impl']:<14} "
                   + (f"{r['time_s']:.4f} s" if "time_s" in r else r.get("error", "")))
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                   f"neurons_{device}{'_quick' if args.quick else ''}.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1)
+    save(partial=False)
     print("wrote", out)
     return result
 
