@@ -280,12 +280,9 @@ def _put_bits(a, i, bits, stream):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _put(a, i, val, stream):
-    """``a[i] = val`` in ``a``'s format; a non-temporal store when ``stream`` (a
-    loop-invariant switch: LLVM unswitches it out of the loops)."""
-    if stream:
-        _stream_store(a, i, _bits(a, val))
-    else:
-        a[i] = _bits(a, val)
+    """``a[i] = val`` in ``a``'s format; a non-temporal store when ``stream`` (callers pass
+    a literal, one loop per store kind: see :func:`_forward_row`)."""
+    _put_bits(a, i, _bits(a, val), stream)
 
 
 # Indices into the per-call parameter vector (compute dtype). Every constant the
@@ -293,9 +290,10 @@ def _put(a, i, val, stream):
 (P_K, P_VTH, P_VRESET, P_VREST, P_ALPHA, P_C1, P_C2, P_ONE, P_ZERO, P_OMK, P_INV_ALPHA) = range(11)
 N_PARAMS = 11
 # Indices into the per-call option vector (int64).
-(O_KIND, O_DECAY, O_RESET, O_DETACH, O_SURR, O_HAS_V0, O_HAS_GV, O_NEED_GK, O_NEED_GX,
- O_NEED_GV0, O_STREAM) = range(11)
-N_OPTS = 11
+# (The surrogate is not among them: each compiled backward driver is bound to one.)
+(O_KIND, O_DECAY, O_RESET, O_DETACH, O_HAS_V0, O_HAS_GV, O_NEED_GK, O_NEED_GX, O_NEED_GV0,
+ O_STREAM) = range(10)
+N_OPTS = 10
 
 
 _ROW = dict(cache=True, error_model="numpy", inline="never", nogil=True)
@@ -826,7 +824,6 @@ def _opts(spec: NeuronSpec, has_v0: bool, **flags) -> np.ndarray:
     o[O_DECAY] = int(spec.decay_input)
     o[O_RESET] = spec.reset_id
     o[O_DETACH] = int(spec.detach_reset)
-    o[O_SURR] = spec.surrogate_id
     o[O_HAS_V0] = int(has_v0)
     for name, value in flags.items():
         o[globals()["O_" + name.upper()]] = int(value)
