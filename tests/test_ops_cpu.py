@@ -60,11 +60,11 @@ def test_parallel_path_matches_reference(dtype):
 
 
 # Non-temporal (streaming) stores are used only for large outputs, which the tests above
-# never reach; forcing them on (threshold 0) checks the streaming loops: forward spikes
-# (four-step and single-step rows) and the backward's four-step grad rows (next to its
-# single-step rows, which store normally), in a native and a 16-bit format, for rows
-# that are 64-byte aligned (N a multiple of 16) and, where the kernels must fall back to
-# ordinary stores, rows that are not.
+# never reach; forcing them on (threshold 0) checks the streaming loops: the four-step
+# rows of the forward (spikes) and of the backward (grad x), next to their single-step
+# rows, which store normally, in a native and a 16-bit format, for rows that are 64-byte
+# aligned (N a multiple of 16) and, where the kernels must fall back to ordinary stores,
+# rows that are not.
 @pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16))
 @pytest.mark.parametrize("n", (4096, 4099))
 def test_streaming_stores_match_reference(monkeypatch, dtype, n):
@@ -107,17 +107,32 @@ def test_vectorised_exp_accuracy():
     assert np.isfinite(out).all() and (np.diff(out[:480_001]) >= 0).all()
 
 
-def test_backward_compiles_only_the_surrogates_used():
-    spec = make_spec("lif", "hard", True, True, "triangle")
-    x = random_input((4, 64), torch.float32).requires_grad_(True)
-    s, _ = dispatch.multistep("cpu", x, None, 0.5, spec)
-    s.sum().backward()
-    serial, parallel = cpu_neuron._backward_kernels(spec.surrogate_id)
-    assert serial.py_func.__name__ == "_backward_py_serial_triangle"
-    rows = cpu_neuron._SURROGATE_ROWS[spec.surrogate_id]
-    assert rows[1].py_func.__name__ == "_grad_rows4_triangle"
-    assert serial.py_func.__globals__["_grad_rows4_sel"] is rows[1]
-    assert parallel.py_func.__globals__["_grad_row_sel"] is rows[0]
+def test_only_the_variants_used_are_compiled():
+    """Row functions are compiled per neuron form and per surrogate on first use: a process
+    that trains one neuron compiles one form and one surrogate."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from spikeforge.ops import cpu_neuron, dispatch\n"
+        "from spikeforge.ops.spec import NeuronSpec\n"
+        "spec = NeuronSpec(kind='lif', reset='soft', decay_input=False, surrogate='triangle')\n"
+        "x = torch.randn(4, 64, requires_grad=True)\n"
+        "dispatch.multistep('cpu', x, None, 0.5, spec)[0].sum().backward()\n"
+        "print(sorted(cpu_neuron._FORM_ROWS), sorted(cpu_neuron._GRAD_ROWS))\n"
+        "print(cpu_neuron._FORM_ROWS[((1, 0, 1), 'float32')]['fwd4'].py_func.__name__)\n"
+        "print(cpu_neuron._GRAD_ROWS[(4, 'float32')]['grad4'].py_func.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == "[((1, 0, 1), 'float32')] [(4, 'float32')]"
+    assert lines[1:] == ["_fwd4_lif_soft_float32", "_grad4_triangle_float32"]
+
+
+def test_form_key_ignores_decay_for_if():
+    assert cpu_neuron._form_key(NeuronSpec(kind="if", decay_input=True)) == (0, 0, 0)
+    assert cpu_neuron._form_key(NeuronSpec(kind="lif", reset="none")) == (1, 1, 2)
 
 
 def test_single_step_and_empty_batch():
@@ -267,10 +282,8 @@ def test_torch_thread_setting_bounds_the_kernels():
     n = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        kernel, threads = cpu_neuron._pick(
-            cpu_neuron._forward_serial, cpu_neuron._forward_parallel, 16, 1 << 20
-        )
-        assert kernel is cpu_neuron._forward_serial and threads == 1
+        parallel, threads = cpu_neuron._pick(16, 1 << 20)
+        assert not parallel and threads == 1
     finally:
         torch.set_num_threads(n)
 

@@ -15,14 +15,16 @@ a thread that another process delays leaves its share to the others (problems un
 elements run a serial copy of the same code: waking threads and joining them costs
 more than it saves). Per chunk the loop runs over ``t`` outside and over the
 chunk's neurons inside, four time steps per pass with the membrane in a register
-between them; each pass is a small non-inlined function whose option switches
-(kind, reset, detach, ...) are loop-invariant, so LLVM unswitches and vectorises
-it. The reset is a select between its two cases, which keeps the reference's bits
-and costs a quarter less than the arithmetic form. The backward re-runs the chunk's
-forward into a local ``[T, chunk]`` scratch of ``H`` (at most 8 MiB, so it stays in
-L3) and then runs the reverse-time recurrence, computing the surrogate inside the
-gradient loop (one compiled loop per surrogate, compiled on first use; the sigmoid's
-``exp`` is a vectorisable polynomial). Training therefore moves five passes over
+between them; each pass is a small row function compiled per variant with the
+options it branches on as constants (neuron kind, decay_input and reset for the
+forward and the backward's recompute; the surrogate for the gradient loop), so that
+LLVM vectorises a branch-free loop; the drivers take the rows as function addresses
+(see :func:`_form_rows`). The reset is a select between its two cases, which keeps
+the reference's bits and costs a quarter less than the arithmetic form. The backward
+re-runs the chunk's forward into a local ``[T, chunk]`` scratch of ``H`` (at most
+8 MiB, so it stays in L3) and then runs the reverse-time recurrence, computing the
+surrogate inside the gradient loop (the sigmoid's ``exp`` is a vectorisable
+polynomial). Training therefore moves five passes over
 ``[T, N]`` (forward: read x, write spikes; backward: read x, read grad spikes, write
 grad x) and saves only ``x``. Outputs of half the last-level cache or more are written
 with non-temporal stores (:data:`STREAM_MIN_BYTES`), which skip the read a normal store
@@ -74,10 +76,11 @@ import torch
 from llvmlite import ir
 from numba import get_num_threads, njit, prange, types
 from numba.core import cgutils
+from numba.experimental.function_type import _get_wrapper_address
 from numba.extending import intrinsic, overload
 
 from spikeforge.ops import _cpu_pool
-from spikeforge.ops.spec import SURROGATE_NAMES, NeuronSpec
+from spikeforge.ops.spec import RESET_KINDS, SURROGATE_NAMES, NeuronSpec
 
 # ---------------------------------------------------------------------------
 # Bit-level conversions for 16-bit floats. numba has no float16/bfloat16 type,
@@ -256,6 +259,28 @@ def _stream_store(typingctx, arr, idx, val):
     return sig, codegen
 
 
+@intrinsic
+def _call_row(typingctx, addr, args):
+    """Call the compiled row function whose C-ABI wrapper is at ``addr`` (an int64 from
+    :func:`_compile_rows`) with the tuple ``args``. The caller guarantees that the
+    argument types are those the row was compiled for (:func:`_row_sigs`); arrays travel
+    as numba's array structs, whatever their layout flag. Passing row functions as
+    numba first-class function objects instead cost ~30 us of Python per function and
+    call to convert the dispatcher into a pointer; an integer costs nothing."""
+    sig = types.void(addr, args)
+
+    def codegen(context, builder, signature, llargs):
+        argtys = signature.args[1].types
+        vals = cgutils.unpack_tuple(builder, llargs[1], len(argtys))
+        fnty = ir.FunctionType(
+            context.get_value_type(types.none), [context.get_value_type(t) for t in argtys]
+        )
+        builder.call(builder.inttoptr(llargs[0], fnty.as_pointer()), vals)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 def _st(a, i, val):
     """``a[i] = val`` narrowed to ``a``'s format (stub; compiled by the overload below)."""
     raise NotImplementedError
@@ -281,7 +306,7 @@ def _put_bits(a, i, bits, stream):
 @njit(cache=True, error_model="numpy", inline="always")
 def _put(a, i, val, stream):
     """``a[i] = val`` in ``a``'s format; a non-temporal store when ``stream`` (callers pass
-    a literal, one loop per store kind: see :func:`_forward_row`)."""
+    a literal, one loop per store kind: see :func:`_form_rows`)."""
     _put_bits(a, i, _bits(a, val), stream)
 
 
@@ -290,7 +315,9 @@ def _put(a, i, val, stream):
 (P_K, P_VTH, P_VRESET, P_VREST, P_ALPHA, P_C1, P_C2, P_ONE, P_ZERO, P_OMK, P_INV_ALPHA) = range(11)
 N_PARAMS = 11
 # Indices into the per-call option vector (int64).
-# (The surrogate is not among them: each compiled backward driver is bound to one.)
+# (The surrogate is not among them, and the row functions do not read kind, decay and
+# reset from here: they are compiled per variant. The backward driver still reads
+# them for the learnable-leak gradient and the gradient factors.)
 (O_KIND, O_DECAY, O_RESET, O_DETACH, O_HAS_V0, O_HAS_GV, O_NEED_GK, O_NEED_GX, O_NEED_GV0,
  O_STREAM) = range(10)
 N_OPTS = 10
@@ -330,42 +357,18 @@ def _reset(h, spike, zero, vth, vreset, reset):
     return h
 
 
-@njit(**_ROW)
-def _forward_row(xr, sr, v, m, p, one_s, zero_s, kind, decay, reset, stream):
-    """One time step for ``m`` neurons: ``H = charge(v, x)``, ``sr = H - V_th >= 0``,
-    ``v = reset(H, S)``; spikes written with non-temporal stores when ``stream``.
-
-    The two store kinds are two separate loops (``stream`` a literal in each): with one
-    loop and a branch on ``stream`` around the store, LLVM merges the two stores into one
-    that keeps the streaming store's 64-byte alignment claim, which faults on rows that
-    are not aligned."""
-    if stream:
-        _forward_loop(xr, sr, v, m, p, one_s, zero_s, kind, decay, reset, True)
-    else:
-        _forward_loop(xr, sr, v, m, p, one_s, zero_s, kind, decay, reset, False)
-
-
 @njit(**_INLINE)
-def _forward_loop(xr, sr, v, m, p, one_s, zero_s, kind, decay, reset, stream):
-    """The loop of :func:`_forward_row`."""
+def _forward_loop(xr, sr, vin, vout, m, p, one_s, zero_s, kind, decay, reset, stream):
+    """One time step for ``m`` neurons: ``H = charge(V, x)``, ``sr = H - V_th >= 0``,
+    ``vout = reset(H, S)`` from ``V = vin`` (``vin`` and ``vout`` are distinct arrays: the
+    vectoriser's overlap check would send an in-place update down the scalar loop)."""
     k, vth, vreset, vrest = p[P_K], p[P_VTH], p[P_VRESET], p[P_VREST]
     zero = p[P_ZERO]
     for i in range(m):
-        h = _charge(v[i], _ld(xr, i), k, vrest, kind, decay)
+        h = _charge(vin[i], _ld(xr, i), k, vrest, kind, decay)
         spike = h - vth >= zero
         _put_bits(sr, i, one_s if spike else zero_s, stream)
-        v[i] = _reset(h, spike, zero, vth, vreset, reset)
-
-
-@njit(**_ROW)
-def _charge_row(xr, hr, v, m, p, kind, decay, reset):
-    """As :func:`_forward_row` but storing ``H`` (the backward's recompute)."""
-    k, vth, vreset, vrest = p[P_K], p[P_VTH], p[P_VRESET], p[P_VREST]
-    zero = p[P_ZERO]
-    for i in range(m):
-        h = _charge(v[i], _ld(xr, i), k, vrest, kind, decay)
-        hr[i] = h
-        v[i] = _reset(h, h - vth >= zero, zero, vth, vreset, reset)
+        vout[i] = _reset(h, spike, zero, vth, vreset, reset)
 
 
 @njit(**_INLINE)
@@ -376,29 +379,16 @@ def _step(v, xv, k, vth, vreset, vrest, one, zero, kind, decay, reset):
     return _reset(h, spike, zero, vth, vreset, reset), h, spike
 
 
-@njit(**_ROW)
-def _forward_rows4(x0, x1, x2, x3, s0, s1, s2, s3, v, m, p, one_s, zero_s, kind, decay, reset,
-                   stream):
-    """Four consecutive time steps of :func:`_forward_row` in one pass over the neurons,
-    the membrane in a register between them (measured 1.4-2.2x faster than four row
-    passes: a quarter of the membrane traffic, four streams in flight). Two loops, as in
-    :func:`_forward_row`."""
-    if stream:
-        _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, v, m, p, one_s, zero_s, kind, decay,
-                       reset, True)
-    else:
-        _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, v, m, p, one_s, zero_s, kind, decay,
-                       reset, False)
-
-
 @njit(**_INLINE)
-def _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, v, m, p, one_s, zero_s, kind, decay, reset,
-                   stream):
-    """The loop of :func:`_forward_rows4`."""
+def _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s, kind, decay,
+                   reset, stream):
+    """Four consecutive time steps of :func:`_forward_loop` in one pass over the neurons,
+    the membrane in a register between them (measured 1.4-2.2x faster than four row
+    passes: a quarter of the membrane traffic, four streams in flight)."""
     k, vth, vreset, vrest = p[P_K], p[P_VTH], p[P_VRESET], p[P_VREST]
     one, zero = p[P_ONE], p[P_ZERO]
     for i in range(m):  # each store right after its step (stores batched at the end: 1.6x slower)
-        vv, _, b = _step(v[i], _ld(x0, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
+        vv, _, b = _step(vin[i], _ld(x0, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
         _put_bits(s0, i, one_s if b else zero_s, stream)
         vv, _, b = _step(vv, _ld(x1, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
         _put_bits(s1, i, one_s if b else zero_s, stream)
@@ -406,16 +396,27 @@ def _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, v, m, p, one_s, zero_s, kind,
         _put_bits(s2, i, one_s if b else zero_s, stream)
         vv, _, b = _step(vv, _ld(x3, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
         _put_bits(s3, i, one_s if b else zero_s, stream)
-        v[i] = vv
+        vout[i] = vv
 
 
-@njit(**_ROW)
-def _charge_rows4(x0, x1, x2, x3, h0, h1, h2, h3, v, m, p, kind, decay, reset):
-    """Four consecutive time steps of :func:`_charge_row` in one pass."""
+@njit(**_INLINE)
+def _charge_loop(xr, hr, vin, vout, m, p, kind, decay, reset):
+    """As :func:`_forward_loop` but storing ``H`` (the backward's recompute)."""
+    k, vth, vreset, vrest = p[P_K], p[P_VTH], p[P_VRESET], p[P_VREST]
+    zero = p[P_ZERO]
+    for i in range(m):
+        h = _charge(vin[i], _ld(xr, i), k, vrest, kind, decay)
+        hr[i] = h
+        vout[i] = _reset(h, h - vth >= zero, zero, vth, vreset, reset)
+
+
+@njit(**_INLINE)
+def _charge_loop4(x0, x1, x2, x3, h0, h1, h2, h3, vin, vout, m, p, kind, decay, reset):
+    """Four consecutive time steps of :func:`_charge_loop` in one pass."""
     k, vth, vreset, vrest = p[P_K], p[P_VTH], p[P_VRESET], p[P_VREST]
     one, zero = p[P_ONE], p[P_ZERO]
     for i in range(m):  # each store right after its step (stores batched at the end: 1.6x slower)
-        vv, h, _ = _step(v[i], _ld(x0, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
+        vv, h, _ = _step(vin[i], _ld(x0, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
         h0[i] = h
         vv, h, _ = _step(vv, _ld(x1, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
         h1[i] = h
@@ -423,7 +424,7 @@ def _charge_rows4(x0, x1, x2, x3, h0, h1, h2, h3, v, m, p, kind, decay, reset):
         h2[i] = h
         vv, h, _ = _step(vv, _ld(x3, i), k, vth, vreset, vrest, one, zero, kind, decay, reset)
         h3[i] = h
-        v[i] = vv
+        vout[i] = vv
 
 
 def _vexp(x):
@@ -550,20 +551,130 @@ def _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv
         gv[i] = d * kv
 
 
-def _surrogate_rows(surr: int, name: str) -> tuple:
-    """The compiled row functions of the backward for one surrogate, ``surr`` a constant
-    inside each (a runtime switch over the surrogates in the loop kept LLVM from
-    vectorising it): ``(grad_row, grad_rows4)`` over :func:`_grad_loop` and
-    :func:`_grad_loop4`, each with its own name, so numba caches them apart. The
-    four-step rows (the main path) have two loops, one per store kind (see
-    :func:`_forward_row`); the single-step rows (the ``T mod 4`` remainder and the
-    learnable-leak path) only ordinary stores, which halves their compile time."""
+# ---------------------------------------------------------------------------
+# Specialised row functions. Every option a loop branches on is a compile-time
+# constant inside its row function, one compiled function per variant, created and
+# compiled on first use: the forward and the backward's recompute per neuron form
+# (kind, decay_input, reset: 9 variants), the backward's gradient loops per surrogate.
+# With the options as runtime values LLVM kept some branches in the loop and computed
+# both charge forms under a mask: measured in cache (1 thread, bf16, T = 4, 64k
+# neurons) the four-step forward row took 0.171 ns per element against 0.107
+# specialised, the recompute row 0.166 against 0.101. The drivers below are compiled
+# once per storage format and call the rows through first-class function pointers
+# (one indirect call per row of a chunk, :func:`_call_row`), so a new variant costs
+# only its rows' compilation (a second or two), not the drivers'.
+# ---------------------------------------------------------------------------
 
-    def grad_row(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
+# Storage format -> (numba storage scalar, numba compute scalar, name).
+_FMT_TYPES = {
+    "float32": (types.float32, types.float32),
+    "float64": (types.float64, types.float64),
+    "bfloat16": (types.uint16, types.float32),
+    "float16": (types.int16, types.float32),
+}
+_I64 = types.int64
+_KIND_NAMES = ("if", "lif")
+
+
+def _arr(t, ndim: int = 1):
+    return types.Array(t, ndim, "C")
+
+
+def _row_sigs(fmt: str) -> dict:
+    """Signatures of the row functions for storage format ``fmt``; the drivers' calls
+    (:func:`_call_row`) pass exactly these types."""
+    st, ct = _FMT_TYPES[fmt]
+    S1, C1 = _arr(st), _arr(ct)
+    return {
+        "fwd4": types.void(*(S1,) * 8, C1, C1, _I64, C1, st, st, _I64),
+        "fwd1": types.void(S1, S1, C1, C1, _I64, C1, st, st, _I64),
+        "chg4": types.void(*(S1,) * 4, *(C1,) * 4, C1, C1, _I64, C1),
+        "chg1": types.void(S1, C1, C1, C1, _I64, C1),
+        "grad4": types.void(*(C1,) * 4, *(S1,) * 8, C1, _I64, C1, ct, ct, _I64, _I64, _I64),
+        "grad1": types.void(C1, S1, S1, C1, C1, _I64, C1, ct, ct, _I64, _I64, _I64, _I64),
+    }
+
+
+def _compile_rows(fns: dict, sigs: dict, suffix: str) -> dict:
+    """``njit`` each ``fns[role]`` with signature ``sigs[role]``, renamed
+    ``_<role>_<suffix>`` (numba's disk cache is keyed by the name); returns ``role ->
+    dispatcher`` plus ``role + "_addr"`` -> the address of its C-ABI wrapper, which the
+    drivers call through :func:`_call_row` (the dispatchers stay referenced here, so
+    the code behind the addresses lives as long as the module)."""
+    out = {}
+    for role, fn in fns.items():
+        fn.__name__ = fn.__qualname__ = f"_{role}_{suffix}"
+        fn.__doc__ = f"Row function {role} of variant {suffix} (see _form_rows / _grad_rows)."
+        out[role] = disp = njit(sigs[role], **_ROW)(fn)
+        out[role + "_addr"] = _get_wrapper_address(disp, sigs[role])
+    return out
+
+
+_FORM_ROWS: dict = {}
+
+
+def _form_key(spec: NeuronSpec) -> tuple[int, int, int]:
+    """``(kind, decay, reset)`` of a spec; ``decay`` is 0 for IF, which has no leak."""
+    kind = 0 if spec.kind == "if" else 1
+    return kind, int(spec.decay_input) if kind == 1 else 0, spec.reset_id
+
+
+def _form_rows(key: tuple[int, int, int], fmt: str) -> dict:
+    """The forward rows (``fwd4``, ``fwd1``) and the backward's recompute rows (``chg4``,
+    ``chg1``) of neuron form ``key = (kind, decay, reset)`` for storage ``fmt``, compiled
+    on first use. The four-step forward row has two loops, one per store kind (``stream``
+    a literal in each): with one loop and a branch around the store, LLVM merges the two
+    stores into one that keeps the streaming store's 64-byte alignment claim, which
+    faults on rows that are not aligned. The single-step row (the ``T mod 4`` remainder)
+    has ordinary stores only, which saves a loop's compilation per variant."""
+    rows = _FORM_ROWS.get((key, fmt))
+    if rows is not None:
+        return rows
+    kind, decay, reset = key
+
+    def fwd4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s, stream):
+        if stream:
+            _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
+                           kind, decay, reset, True)
+        else:
+            _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
+                           kind, decay, reset, False)
+
+    def fwd1(xr, sr, vin, vout, m, p, one_s, zero_s, stream):  # ordinary stores only
+        _forward_loop(xr, sr, vin, vout, m, p, one_s, zero_s, kind, decay, reset, False)
+
+    def chg4(x0, x1, x2, x3, h0, h1, h2, h3, vin, vout, m, p):
+        _charge_loop4(x0, x1, x2, x3, h0, h1, h2, h3, vin, vout, m, p, kind, decay, reset)
+
+    def chg1(xr, hr, vin, vout, m, p):
+        _charge_loop(xr, hr, vin, vout, m, p, kind, decay, reset)
+
+    name = f"{_KIND_NAMES[kind]}_{'decay_' if decay else ''}{RESET_KINDS[reset]}_{fmt}"
+    rows = _compile_rows(dict(fwd4=fwd4, fwd1=fwd1, chg4=chg4, chg1=chg1), _row_sigs(fmt), name)
+    _FORM_ROWS[(key, fmt)] = rows
+    return rows
+
+
+_GRAD_ROWS: dict = {}
+
+
+def _grad_rows(surr: int, fmt: str) -> dict:
+    """The backward's gradient rows of surrogate ``surr`` for storage ``fmt`` (``grad1``
+    over :func:`_grad_loop`, ``grad4`` over :func:`_grad_loop4`), compiled on first use
+    (all five surrogates at once took ~35 s per dtype on a cold cache). The four-step row
+    has two loops, one per store kind (see :func:`_form_rows`); the single-step row (the
+    ``T mod 4`` remainder and the learnable-leak path) only ordinary stores, which halves
+    its compile time. Reset and detach stay runtime switches here: specialising them too
+    would multiply the variants by six for a gain measured at 20% of this loop."""
+    rows = _GRAD_ROWS.get((surr, fmt))
+    if rows is not None:
+        return rows
+
+    def grad1(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
         _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, surr)
 
-    def grad_rows4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                   detach, stream):
+    def grad4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
+              detach, stream):
         if stream:
             _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
                         detach, True, surr)
@@ -571,23 +682,15 @@ def _surrogate_rows(surr: int, name: str) -> tuple:
             _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
                         detach, False, surr)
 
-    out = []
-    for fn in (grad_row, grad_rows4):
-        fn.__name__ = fn.__qualname__ = f"_{fn.__name__}_{name}"
-        fn.__doc__ = f"{fn.__name__[1:]}: the {name} surrogate's row loop (_surrogate_rows)."
-        out.append(njit(**_ROW)(fn))
-    return tuple(out)
+    sigs = _row_sigs(fmt)
+    rows = _compile_rows(dict(grad1=grad1, grad4=grad4), sigs, f"{SURROGATE_NAMES[surr]}_{fmt}")
+    _GRAD_ROWS[(surr, fmt)] = rows
+    return rows
 
 
-# Row functions per surrogate, in the order of NeuronSpec.surrogate_id.
-_SURROGATE_ROWS = tuple(_surrogate_rows(i, name) for i, name in enumerate(SURROGATE_NAMES))
-# The backward drivers call these two names; each compiled copy of the driver binds
-# them to one surrogate's row functions (:func:`_backward_kernels`), so a process
-# compiles only the surrogates it uses (all five at once took ~35 s per dtype on a
-# cold cache). A one-pass ``T = 4`` backward with ``H`` in registers instead of the
-# scratch was measured no faster (fp32 2.59 vs 2.71 ms, bf16 2.06 vs 1.98 ms forward +
-# backward at N = 1M) and doubled the compile time, so it is not here.
-_grad_row_sel, _grad_rows4_sel = _SURROGATE_ROWS[1]
+# A one-pass ``T = 4`` backward with ``H`` in registers instead of the scratch was
+# measured no faster (fp32 2.59 vs 2.71 ms, bf16 2.06 vs 1.98 ms forward + backward at
+# N = 1M) and doubled the compile time, so it is not here.
 
 
 @njit(**_ROW)
@@ -607,52 +710,59 @@ def _grad_k_row(xr, hpr, vinit, ghb, acc, m, p, first, decay, reset):
             acc[i] -= ghb[i] * (vp - vrest)
 
 
-def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads, counter):
+def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads, counter, fwd4, fwd1):
     """Forward over ``x`` ``[T, N]``: writes spikes ``s`` and the final membrane ``vout``.
 
     Each worker claims chunks of ``chunk`` neurons from the shared ``counter`` (so a
     worker slowed by another process leaves its share to the others) and runs
     ``H[t] = charge(V[t-1], X[t])``, ``S[t] = H[t] - V_th >= 0``, ``V[t] = reset(H[t], S[t])``
-    over t with the chunk's membrane in a local array.
+    over t through the form's row functions at addresses ``fwd4`` (four steps) and
+    ``fwd1`` (one).
+    The membrane passes between two local buffers (a row reads one and writes the
+    other), starting from ``v0``'s slice or a zero buffer and ending in ``vout``'s slice,
+    so no pass copies it in or out.
     """
     T, N = x.shape
-    kind, decay, reset, has_v0 = opts[O_KIND], opts[O_DECAY], opts[O_RESET], opts[O_HAS_V0]
-    stream = opts[O_STREAM]
-    zero = params[P_ZERO]
+    has_v0, stream = opts[O_HAS_V0], opts[O_STREAM]
     nchunks = (N + chunk - 1) // chunk
     nw = min(nthreads, nchunks)
     for _w in prange(nw):
-        v = np.empty(chunk, params.dtype)
+        va = np.empty(chunk, params.dtype)
+        vb = np.empty(chunk, params.dtype)
+        vz = np.zeros(chunk, params.dtype)  # V[-1] without v0; never written
         c = _claim(counter)
         while c < nchunks:
             n0 = c * chunk
             m = min(chunk, N - n0)
-            if has_v0:
-                v[:m] = v0[n0 : n0 + m]
-            else:
-                v[:m] = zero
             n1 = n0 + m
+            vin = v0[n0:n1] if has_v0 else vz[:m]
+            flip = False
             t = 0
             while t + 4 <= T:
-                _forward_rows4(
+                dst = vout[n0:n1] if t + 4 == T else (vb[:m] if flip else va[:m])
+                _call_row(fwd4, (
                     x[t, n0:n1], x[t + 1, n0:n1], x[t + 2, n0:n1], x[t + 3, n0:n1],
                     s[t, n0:n1], s[t + 1, n0:n1], s[t + 2, n0:n1], s[t + 3, n0:n1],
-                    v, m, params, sone[0], sone[1], kind, decay, reset, stream,
-                )
+                    vin, dst, m, params, sone[0], sone[1], stream,
+                ))
+                vin = dst
+                flip = not flip
                 t += 4
             while t < T:
-                _forward_row(
-                    x[t, n0:n1], s[t, n0:n1], v, m, params, sone[0], sone[1], kind, decay, reset,
-                    stream,
-                )
+                dst = vout[n0:n1] if t + 1 == T else (vb[:m] if flip else va[:m])
+                _call_row(fwd1, (x[t, n0:n1], s[t, n0:n1], vin, dst, m, params, sone[0], sone[1],
+                                 stream))
+                vin = dst
+                flip = not flip
                 t += 1
-            vout[n0 : n0 + m] = v[:m]
             c = _claim(counter)
 
 
-def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads, counter):
+def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads, counter,
+                 chg4, chg1, grad4, grad1):
     """Backward over ``[T, N]``: per chunk of neurons, re-run the forward into a local
-    ``[T, chunk]`` scratch of ``H`` and then the reverse-time recurrence::
+    ``[T, chunk]`` scratch of ``H`` (rows at ``chg4``/``chg1``, the neuron form's) and then
+    the reverse-time recurrence (rows at ``grad4``/``grad1``, the surrogate's)::
 
         gH[t]   = gS[t] sg(H[t] - V_th) + gV[t] dV[t]/dH[t]
         gX[t]   = k gH[t] (LIF, decay_input) else gH[t]
@@ -679,59 +789,65 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
     for _w in prange(nw):
         hs = np.empty((T, chunk), params.dtype)
         gv = np.empty(chunk, params.dtype)
-        vinit = np.empty(chunk, params.dtype)
+        va = np.empty(chunk, params.dtype)
+        vb = np.empty(chunk, params.dtype)
+        vz = np.zeros(chunk, params.dtype)  # V[-1] without v0; never written
         ghb = np.empty(chunk, params.dtype)
         gk_acc = np.zeros(chunk, params.dtype)
         c = _claim(counter)
         while c < nchunks:
             n0 = c * chunk
             m = min(chunk, N - n0)
+            n1 = n0 + m
             if need_gk:
                 gk_acc[:m] = zero
-            if has_v0:
-                vinit[:m] = v0[n0 : n0 + m]
-            else:
-                vinit[:m] = zero
-            n1 = n0 + m
-            # forward recompute: H[t] into the scratch (gv holds V meanwhile)
-            gv[:m] = vinit[:m]
+            vinit = v0[n0:n1] if has_v0 else vz[:m]
+            # forward recompute: H[t] into the scratch, V between two buffers
+            vin = vinit
+            flip = False
             t = 0
             while t + 4 <= T:
-                _charge_rows4(
+                dst = vb[:m] if flip else va[:m]
+                _call_row(chg4, (
                     x[t, n0:n1], x[t + 1, n0:n1], x[t + 2, n0:n1], x[t + 3, n0:n1],
-                    hs[t], hs[t + 1], hs[t + 2], hs[t + 3], gv, m, params, kind, decay, reset,
-                )
+                    hs[t], hs[t + 1], hs[t + 2], hs[t + 3], vin, dst, m, params,
+                ))
+                vin = dst
+                flip = not flip
                 t += 4
             while t < T:
-                _charge_row(x[t, n0:n1], hs[t], gv, m, params, kind, decay, reset)
+                dst = vb[:m] if flip else va[:m]
+                _call_row(chg1, (x[t, n0:n1], hs[t], vin, dst, m, params))
+                vin = dst
+                flip = not flip
                 t += 1
             # reverse time
             if has_gv:
-                gv[:m] = gvT[n0 : n0 + m]
+                gv[:m] = gvT[n0:n1]
             else:
                 gv[:m] = zero
             t = T - 1
             if need_gx and not need_gk:  # four steps per pass (the gk path needs every gH)
                 while t >= 3:
-                    _grad_rows4_sel(
+                    _call_row(grad4, (
                         hs[t], hs[t - 1], hs[t - 2], hs[t - 3],
                         gs[t, n0:n1], gs[t - 1, n0:n1], gs[t - 2, n0:n1], gs[t - 3, n0:n1],
                         gx[t, n0:n1], gx[t - 1, n0:n1], gx[t - 2, n0:n1], gx[t - 3, n0:n1],
                         gv, m, params, kx, kv, reset, detach, stream,
-                    )
+                    ))
                     t -= 4
             for r in range(t, -1, -1):  # the remaining steps one at a time
-                _grad_row_sel(
+                _call_row(grad1, (
                     hs[r], gs[r, n0:n1], gx[r, n0:n1] if need_gx else gx[0, 0:0],
                     ghb, gv, m, params, kx, kv, reset, detach, need_gx, need_gk,
-                )
+                ))
                 if need_gk:
                     _grad_k_row(
                         x[r, n0:n1], hs[r - 1] if r > 0 else hs[0], vinit, ghb, gk_acc,
                         m, params, r == 0, decay, reset,
                     )
             if need_gv0:
-                gv0[n0 : n0 + m] = gv[:m]
+                gv0[n0:n1] = gv[:m]
             if need_gk:
                 acc = zero
                 for i in range(m):
@@ -740,20 +856,18 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
             c = _claim(counter)
 
 
-# One compiled copy per threading mode: small problems run serially, as a
-# parallel region costs a thread wake-up and a barrier (milliseconds on a busy
-# machine) that a few thousand neurons do not pay back. Each copy wraps its own
-# function object with its own name: numba's on-disk cache is keyed by the
-# function's name and signature, not by ``parallel=``, so two dispatchers over the
-# same function would load each other's code (we measured the "parallel" kernel
-# running single-threaded from a cache the serial one had written).
+# One compiled copy per storage format and threading mode: small problems run
+# serially, as a parallel region costs a thread wake-up and a barrier (milliseconds on
+# a busy machine) that a few thousand neurons do not pay back. Each copy wraps its own
+# function object with its own name: numba's on-disk cache is keyed by the function's
+# name and signature, not by ``parallel=``, so two dispatchers over the same function
+# would load each other's code (we measured the "parallel" kernel running
+# single-threaded from a cache the serial one had written).
 
 
-def _named_copy(fn, suffix: str, bind: dict | None = None):
-    """``fn`` as a new function object named ``fn.__name__ + suffix``; ``bind`` rebinds
-    global names in the copy only."""
-    glb = fn.__globals__ if not bind else {**fn.__globals__, **bind}
-    copy = pytypes.FunctionType(fn.__code__, glb, fn.__name__ + suffix,
+def _named_copy(fn, suffix: str):
+    """``fn`` as a new function object named ``fn.__name__ + suffix``."""
+    copy = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,
                                 fn.__defaults__, fn.__closure__)
     copy.__qualname__ = fn.__qualname__ + suffix
     copy.__doc__ = fn.__doc__
@@ -762,23 +876,23 @@ def _named_copy(fn, suffix: str, bind: dict | None = None):
 
 _SERIAL = dict(cache=True, nogil=True, error_model="numpy")
 _PARALLEL = dict(parallel=True, cache=True, nogil=True, error_model="numpy")
-_forward_serial = njit(**_SERIAL)(_named_copy(_forward_py, "_serial"))
-_forward_parallel = njit(**_PARALLEL)(_named_copy(_forward_py, "_parallel"))
-_BACKWARD_KERNELS: dict = {}
+_DRIVERS: dict = {}
 
 
-def _backward_kernels(surrogate_id: int):
-    """``(serial, parallel)`` backward drivers for one surrogate, created on first use."""
-    pair = _BACKWARD_KERNELS.get(surrogate_id)
-    if pair is None:
-        name = SURROGATE_NAMES[surrogate_id]
-        row, rows4 = _SURROGATE_ROWS[surrogate_id]
-        bind = {"_grad_row_sel": row, "_grad_rows4_sel": rows4}
-        pair = _BACKWARD_KERNELS[surrogate_id] = (
-            njit(**_SERIAL)(_named_copy(_backward_py, f"_serial_{name}", bind)),
-            njit(**_PARALLEL)(_named_copy(_backward_py, f"_parallel_{name}", bind)),
+def _driver(which: str, fmt: str, parallel: bool):
+    """The ``"forward"`` or ``"backward"`` driver for storage ``fmt``, serial or parallel,
+    created on first use (its rows come as addresses, so one driver serves every
+    variant)."""
+    key = (which, fmt, parallel)
+    fn = _DRIVERS.get(key)
+    if fn is None:
+        py = _forward_py if which == "forward" else _backward_py
+        mode = "parallel" if parallel else "serial"
+        fn = _DRIVERS[key] = njit(**(_PARALLEL if parallel else _SERIAL))(
+            _named_copy(py, f"_{mode}_{fmt}")
         )
-    return pair
+    return fn
+
 
 # Below this many elements of [T, N] the serial loop is used.
 PARALLEL_MIN_ELEMENTS = 1 << 18
@@ -789,6 +903,8 @@ PARALLEL_MIN_ELEMENTS = 1 << 18
 # ---------------------------------------------------------------------------
 
 _SPIKE_ONE = {FMT_BF16: 0x3F80, FMT_F16: 0x3C00}  # 1.0 in bfloat16 / float16 bits
+_FMT_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.bfloat16: "bfloat16",
+              torch.float16: "float16"}
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -869,14 +985,14 @@ def numba_threads() -> int:
     return get_num_threads()
 
 
-def _pick(serial, parallel, T: int, N: int):
-    """The serial or parallel compiled kernel for a ``[T, N]`` problem, and its thread count:
-    numba's threads, but no more than ``torch.get_num_threads()`` so that
-    ``torch.set_num_threads`` also bounds the fused kernels."""
+def _pick(T: int, N: int) -> tuple[bool, int]:
+    """``(parallel, threads)`` for a ``[T, N]`` problem: the parallel driver with numba's
+    threads, but no more than ``torch.get_num_threads()`` so that ``torch.set_num_threads``
+    also bounds the fused kernels; the serial one for small problems or one thread."""
     nthreads = max(1, min(numba_threads(), torch.get_num_threads()))
     if nthreads == 1 or T * N < PARALLEL_MIN_ELEMENTS or N < 2048:
-        return serial, 1
-    return parallel, nthreads
+        return False, 1
+    return True, nthreads
 
 
 def _l3_bytes() -> int:
@@ -946,10 +1062,15 @@ def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec):
     sone = np.array([_SPIKE_ONE.get(fmt, 1), 0], dtype=sa.dtype)
     params = _params(spec, _k_value(k), np_cdt)
     opts = _opts(spec, v0 is not None, stream=use_stream_stores(s))
-    kernel, nthreads = _pick(_forward_serial, _forward_parallel, T, N)
+    parallel, nthreads = _pick(T, N)
+    name = _FMT_NAMES[x2d.dtype]
+    rows = _form_rows(_form_key(spec), name)
     chunk = chunk_size(T, N, v.element_size(), nthreads, backward=False)
     counter = np.zeros(1, dtype=np.int64)
-    kernel(xa, v0a, sa, v.numpy(), params, opts, sone, chunk, nthreads, counter)
+    _driver("forward", name, parallel)(
+        xa, v0a, sa, v.numpy(), params, opts, sone, chunk, nthreads, counter,
+        rows["fwd4_addr"], rows["fwd1_addr"],
+    )
     return s, v
 
 
@@ -999,7 +1120,8 @@ def backward(
     )
     gxa, _ = _kernel_array(gx)
     gv0 = torch.empty(N if need_gv0 else 0, dtype=cdt)
-    kernel, nthreads = _pick(*_backward_kernels(spec.surrogate_id), T, N)
+    parallel, nthreads = _pick(T, N)
+    name = _FMT_NAMES[x2d.dtype]
     chunk = chunk_size(T, N, gv0.element_size(), nthreads, backward=True)
     gk_part = torch.zeros(-(-N // chunk) if need_gk else 0, dtype=cdt)  # one per chunk
     params = _params(spec, _k_value(k), np_cdt)
@@ -1012,10 +1134,12 @@ def backward(
         need_gv0=need_gv0,
         stream=need_gx and use_stream_stores(gx),
     )
+    form = _form_rows(_form_key(spec), name)
+    grad = _grad_rows(spec.surrogate_id, name)
     counter = np.zeros(1, dtype=np.int64)
-    kernel(
+    _driver("backward", name, parallel)(
         xa, v0a, gsa, gva, gxa, gv0.numpy(), gk_part.numpy(), params, opts, chunk, nthreads,
-        counter,
+        counter, form["chg4_addr"], form["chg1_addr"], grad["grad4_addr"], grad["grad1_addr"],
     )
     return (
         gx if need_gx else None,
