@@ -492,19 +492,10 @@ def _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, kee
     ``store_gx``), ``gV <- kv gH`` and ``ghb = gH`` when ``keep_gh``. Inlined into one
     function per surrogate below, where ``surr`` is a compile-time constant."""
     vth, vreset, one, zero = p[P_VTH], p[P_VRESET], p[P_ONE], p[P_ZERO]
-    alpha, c1, c2, inv_alpha = p[P_ALPHA], p[P_C1], p[P_C2], p[P_INV_ALPHA]
+    sgargs = (p[P_ALPHA], p[P_C1], p[P_C2], p[P_INV_ALPHA])
     for i in range(m):
-        h = hr[i]
-        z = h - vth
-        sg = _surrogate(z, surr, alpha, c1, c2, one, zero, inv_alpha)
-        s = one if z >= zero else zero
-        if reset == 0:
-            dvdh = (one - s) if detach else (one - s) + (vreset - h) * sg
-        elif reset == 1:
-            dvdh = one if detach else one - vth * sg
-        else:
-            dvdh = one
-        gh = _ld(gsr, i) * sg + gv[i] * dvdh
+        gh = _grad_one(hr[i], _ld(gsr, i), gv[i], vth, vreset, one, zero, sgargs, reset, detach,
+                       surr)
         if store_gx:
             _st(gxr, i, gh * kx)
         if keep_gh:
