@@ -358,16 +358,17 @@ def _reset(h, spike, zero, vth, vreset, reset):
 
 
 @njit(**_INLINE)
-def _forward_loop(xr, sr, vin, vout, m, p, one_s, zero_s, kind, decay, reset, stream):
+def _forward_loop(xr, sr, vin, vout, m, p, one_s, zero_s, kind, decay, reset):
     """One time step for ``m`` neurons: ``H = charge(V, x)``, ``sr = H - V_th >= 0``,
     ``vout = reset(H, S)`` from ``V = vin`` (``vin`` and ``vout`` are distinct arrays: the
-    vectoriser's overlap check would send an in-place update down the scalar loop)."""
+    vectoriser's overlap check would send an in-place update down the scalar loop).
+    Ordinary stores only: it runs for the ``T mod 4`` remainder steps."""
     k, vth, vreset, vrest = p[P_K], p[P_VTH], p[P_VRESET], p[P_VREST]
     zero = p[P_ZERO]
     for i in range(m):
         h = _charge(vin[i], _ld(xr, i), k, vrest, kind, decay)
         spike = h - vth >= zero
-        _put_bits(sr, i, one_s if spike else zero_s, stream)
+        sr[i] = one_s if spike else zero_s
         vout[i] = _reset(h, spike, zero, vth, vreset, reset)
 
 
@@ -578,7 +579,7 @@ def _row_sigs(fmt: str) -> dict:
     S1, C1 = _arr(st), _arr(ct)
     return {
         "fwd4": types.void(*(S1,) * 8, C1, C1, _I64, C1, st, st, _I64),
-        "fwd1": types.void(S1, S1, C1, C1, _I64, C1, st, st, _I64),
+        "fwd1": types.void(S1, S1, C1, C1, _I64, C1, st, st),
         "chg4": types.void(*(S1,) * 4, *(C1,) * 4, C1, C1, _I64, C1),
         "chg1": types.void(S1, C1, C1, C1, _I64, C1),
         "grad4": types.void(*(C1,) * 4, *(S1,) * 8, C1, _I64, C1, ct, ct, _I64, _I64, _I64),
@@ -631,8 +632,8 @@ def _form_rows(key: tuple[int, int, int], fmt: str) -> dict:
             _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
                            kind, decay, reset, False)
 
-    def fwd1(xr, sr, vin, vout, m, p, one_s, zero_s, stream):  # ordinary stores only
-        _forward_loop(xr, sr, vin, vout, m, p, one_s, zero_s, kind, decay, reset, False)
+    def fwd1(xr, sr, vin, vout, m, p, one_s, zero_s):
+        _forward_loop(xr, sr, vin, vout, m, p, one_s, zero_s, kind, decay, reset)
 
     def chg4(x0, x1, x2, x3, h0, h1, h2, h3, vin, vout, m, p):
         _charge_loop4(x0, x1, x2, x3, h0, h1, h2, h3, vin, vout, m, p, kind, decay, reset)
@@ -741,8 +742,7 @@ def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads, counter, fw
                 t += 4
             while t < T:
                 dst = vout[n0:n1] if t + 1 == T else (vb[:m] if flip else va[:m])
-                _call_row(fwd1, (x[t, n0:n1], s[t, n0:n1], vin, dst, m, params, sone[0], sone[1],
-                                 stream))
+                _call_row(fwd1, (x[t, n0:n1], s[t, n0:n1], vin, dst, m, params, sone[0], sone[1]))
                 vin = dst
                 flip = not flip
                 t += 1
