@@ -7,7 +7,13 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from test_ops_oracle import OPTION_GRID, check_against_reference, make_spec, random_input
+from test_ops_oracle import (
+    OPTION_GRID,
+    check_against_reference,
+    check_without_state,
+    make_spec,
+    random_input,
+)
 
 from spikeforge.functional.neuron import multistep_neuron
 from spikeforge.ops import _cpu_pool, cpu_neuron, dispatch
@@ -57,6 +63,33 @@ def test_parallel_path_matches_reference(dtype):
     check_against_reference("cpu", x, random_input((n,), torch.float32, seed=6), None, spec)
     spec = make_spec("lif", "hard", True, True, "atan")
     check_against_reference("cpu", x, None, torch.tensor(0.1), spec)
+
+
+# Without the state the final step's membrane goes to a scratch buffer instead of
+# v_final: T = 4 ends in a four-step row, T = 5 in a single-step one; the serial and the
+# parallel driver.
+@pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16))
+@pytest.mark.parametrize("T", (4, 5))
+def test_forward_without_state_matches_reference(dtype, T):
+    spec = make_spec("lif", "hard", True, True, "atan")
+    for n in (37, 70_000):
+        x = random_input((T, n), dtype, seed=11)
+        check_without_state("cpu", x, None, None, spec)
+        check_without_state("cpu", x, random_input((n,), torch.float32, seed=12),
+                            torch.tensor(0.2), spec)
+        s, v = cpu_neuron.forward(x, None, 0.5, spec, need_v=False)
+        assert v is None and torch.equal(s, cpu_neuron.forward(x, None, 0.5, spec)[0])
+
+
+def test_launch_plans_follow_the_spec_not_its_address():
+    """Plans and parameter vectors are cached by ``id(spec)``: specs made and dropped
+    one after another (whose addresses Python may reuse) must each run with their own
+    threshold."""
+    x = random_input((4, 64), torch.float32, seed=13)
+    for vth in (0.2, 0.5, 0.9, 1.3):
+        spec = NeuronSpec(kind="lif", v_threshold=vth)
+        check_against_reference("cpu", x, None, None, spec)
+        del spec
 
 
 # Non-temporal (streaming) stores are used only for large outputs, which the tests above
@@ -196,6 +229,27 @@ def test_auto_backend_on_cpu_uses_the_fused_path(monkeypatch):
     x = torch.randn(3, 2, 5)
     out = multistep_neuron(x, spec=NeuronSpec(), k=0.5)
     assert calls == ["cpu"] and out.spikes.shape == x.shape
+
+
+def test_module_asks_for_the_state_only_when_returning_it(monkeypatch):
+    from spikeforge.neurons import LIF
+
+    asked = []
+    real = dispatch.multistep
+
+    def spy(backend, x, v0, k, spec, need_state=True):
+        asked.append(need_state)
+        return real(backend, x, v0, k, spec, need_state)
+
+    monkeypatch.setattr(dispatch, "multistep", spy)
+    lif = LIF(tau=2.0, backend="cpu")
+    x = random_input((5, 3, 11), torch.float32, seed=14)
+    spikes = lif(x)
+    out = lif(x, return_state=True)
+    assert asked == [False, True]
+    ref = LIF(tau=2.0, backend="reference")(x, return_state=True)
+    assert torch.equal(spikes, ref.spikes) and torch.equal(out.spikes, ref.spikes)
+    assert torch.equal(out.v, ref.v)
 
 
 @pytest.mark.parametrize("dtype", (torch.bfloat16, torch.float16))

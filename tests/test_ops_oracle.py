@@ -90,6 +90,35 @@ def check_against_reference(backend, x, v0, w, spec):
     return ref, out
 
 
+def check_without_state(backend, x, v0, w, spec):
+    """``need_state=False`` (what a module asks when its caller wants only spikes): no
+    final membrane comes back, and spikes and every gradient still equal the
+    reference's, for a loss on the spikes alone."""
+    outs = []
+    for name in ("reference", backend):
+        xx = x.detach().clone().requires_grad_(True)
+        vv = None if v0 is None else v0.detach().clone().requires_grad_(True)
+        ww = None if w is None else w.detach().clone().requires_grad_(True)
+        k = torch.sigmoid(ww) if ww is not None else 0.4
+        if name == "reference":
+            s, v, _ = multistep_reference(xx, vv, k, spec)
+        else:
+            s, v = dispatch.multistep(name, xx, vv, k, spec, need_state=False)
+            assert v is None
+        gs = torch.randn(s.shape, generator=torch.Generator().manual_seed(3)).to(s.dtype)
+        (s.float() * gs.float()).sum().backward()
+        outs.append((s.detach(), xx.grad, None if vv is None else vv.grad,
+                     None if ww is None else ww.grad))
+    (rs, *rgrads), (fs, *fgrads) = outs
+    assert torch.equal(fs, rs), f"spikes differ without state ({spec}, {x.dtype})"
+    for a, b in zip(fgrads, rgrads):
+        if b is None:
+            assert a is None or not a.any()
+            continue
+        tol = _grad_tol(a.dtype if a.dtype in HALF else torch.float32)
+        torch.testing.assert_close(a.float(), b.float(), **tol)
+
+
 def random_input(shape, dtype, seed=0):
     """Inputs around the threshold so neurons both fire and stay silent."""
     g = torch.Generator().manual_seed(seed)

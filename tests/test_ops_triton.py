@@ -21,6 +21,7 @@ triton = pytest.importorskip("triton", reason="triton is not installed")
 from test_ops_oracle import (
     OPTION_GRID,
     check_against_reference,
+    check_without_state,
     make_spec,
     random_input,
 )
@@ -124,6 +125,14 @@ def test_nd_noncontiguous_and_multiblock(dtype):
     check_against_reference("triton", big, None, torch.tensor(0.2), spec)
 
 
+def test_forward_without_state_equals_reference():
+    spec = make_spec("lif", "soft", False, True, "sigmoid")
+    x = random_input((5, 300), torch.bfloat16, seed=6)
+    check_without_state("triton", x, None, None, spec)
+    check_without_state("triton", x, random_input((300,), torch.float32, seed=7),
+                        torch.tensor(0.3), spec)
+
+
 def test_modules_with_triton_backend_equal_reference():
     from spikeforge.neurons import LIF, PLIF
 
@@ -183,10 +192,17 @@ def ptx_of(kernel, types, constexprs, fusion=False):
 xdt, cdt = sys.argv[1], sys.argv[2]
 fwd_types = dict(x_ptr="*" + xdt, v0_ptr="*fp32", s_ptr="*" + xdt, v_ptr="*" + cdt,
                  k_ptr="*fp32", p_ptr="*" + cdt, T="i32", N="i32")
-for kind, decay, reset in itertools.product((0, 1), (True, False), (0, 1, 2)):
-    cons = dict(HAS_V0=True, KIND=kind, DECAY=decay, RESET=reset, BLOCK=1024)
-    assert not re.search(r"\bfma\.", ptx_of(triton_neuron._fwd_kernel, fwd_types, cons)), cons
-cons = dict(HAS_V0=True, KIND=1, DECAY=True, RESET=0, BLOCK=1024)
+stores = {}
+for kind, decay, reset, write_v in itertools.product((0, 1), (True, False), (0, 1, 2),
+                                                     (True, False)):
+    cons = dict(HAS_V0=True, KIND=kind, DECAY=decay, RESET=reset, WRITE_V=write_v, BLOCK=1024)
+    ptx = ptx_of(triton_neuron._fwd_kernel, fwd_types, cons)
+    assert not re.search(r"\bfma\.", ptx), cons
+    stores[kind, decay, reset, write_v] = len(re.findall(r"\bst\.global", ptx))
+# without WRITE_V the final membrane's store is gone
+assert all(stores[key + (False,)] < stores[key + (True,)] for key in
+           itertools.product((0, 1), (True, False), (0, 1, 2))), stores
+cons = dict(HAS_V0=True, KIND=1, DECAY=True, RESET=0, WRITE_V=True, BLOCK=1024)
 assert re.search(r"\bfma\.", ptx_of(triton_neuron._fwd_kernel, fwd_types, cons, fusion=True))
 bwd_types = dict(x_ptr="*" + xdt, v0_ptr="*fp32", gs_ptr="*" + xdt, gv_ptr="*fp32",
                  gx_ptr="*" + xdt, h_ptr="*" + cdt, gv0_ptr="*" + cdt, gk_ptr="*" + cdt,

@@ -98,7 +98,8 @@ class SpikingNeuron(nn.Module):
         :class:`~spikeforge.functional.MultiStepResult` ``(spikes, v, v_seq)``.
         """
         out = multistep_neuron(
-            x, v0, self.leak(), self.spec, self.surrogate, self.backend, record_membrane
+            x, v0, self.leak(), self.spec, self.surrogate, self.backend, record_membrane,
+            need_state=return_state or record_membrane,
         )
         return out if (return_state or record_membrane) else out.spikes
 

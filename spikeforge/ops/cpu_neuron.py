@@ -74,7 +74,7 @@ import types as pytypes
 import numpy as np
 import torch
 from llvmlite import ir
-from numba import get_num_threads, njit, prange, types
+from numba import carray, get_num_threads, njit, prange, types
 from numba.core import cgutils
 from numba.experimental.function_type import _get_wrapper_address
 from numba.extending import intrinsic, overload
@@ -124,6 +124,19 @@ def _claim(typingctx, counter):
         ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [zero])
         one = context.get_constant(types.int64, 1)
         return builder.atomic_rmw("add", ptr, one, "monotonic")
+
+    return sig, codegen
+
+
+@intrinsic
+def _ptr_like(typingctx, addr, like):
+    """The integer ``addr`` as a pointer to ``like``'s element type, for ``carray``: the
+    drivers take tensors as their data addresses (``Tensor.data_ptr()``), which costs
+    the host a fraction of what numpy views and numba's array unboxing cost."""
+    sig = types.CPointer(like.dtype)(addr, like)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
 
     return sig, codegen
 
@@ -675,6 +688,10 @@ def _grad_rows(surr: int, fmt: str) -> dict:
                         detach, False, surr)
 
     sigs = _row_sigs(fmt)
+    # (Reciprocal estimates for the surrogates' divisions were tried: numba emits
+    # ``vrcp14ps`` plus a Newton step only with nnan/ninf/nsz/arcp, and with those
+    # flags on the backward's rows it ran 6% slower on Zen 5 than with ``vdivps``: in
+    # cache, 1 thread, bf16, T = 4, 64k neurons, 0.466 against 0.439 ns per element.)
     rows = _compile_rows(dict(grad1=grad1, grad4=grad4), sigs, f"{SURROGATE_NAMES[surr]}_{fmt}")
     _GRAD_ROWS[(surr, fmt)] = rows
     return rows
@@ -702,11 +719,15 @@ def _grad_k_row(xr, hpr, vinit, ghb, acc, m, p, first, decay, reset):
             acc[i] -= ghb[i] * (vp - vrest)
 
 
-def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads, counter, fwd4, fwd1):
+def _forward_py(xp, v0p, sp, vp, T, N, params, opts, sone, chunk, nthreads, fwd4, fwd1):
     """Forward over ``x`` ``[T, N]``: writes spikes ``s`` and the final membrane ``vout``.
 
-    Each worker claims chunks of ``chunk`` neurons from the shared ``counter`` (so a
-    worker slowed by another process leaves its share to the others) and runs
+    ``x``, ``v0`` (``N``), ``s`` (``T, N``) and ``vout`` (``N``) come as data addresses
+    (``xp``, ``v0p``, ``sp``, ``vp``; contiguous, ``x`` and ``s`` in the storage type of
+    ``sone``, the membranes in that of ``params``); ``vp = 0`` skips the final membrane
+    (nobody asked for it) and ``v0p`` is read only when the options say there is a v0.
+    Each worker claims chunks of ``chunk`` neurons from a shared counter (so a worker
+    slowed by another process leaves its share to the others) and runs
     ``H[t] = charge(V[t-1], X[t])``, ``S[t] = H[t] - V_th >= 0``, ``V[t] = reset(H[t], S[t])``
     over t through the form's row functions at addresses ``fwd4`` (four steps) and
     ``fwd1`` (one).
@@ -714,8 +735,13 @@ def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads, counter, fw
     other), starting from ``v0``'s slice or a zero buffer and ending in ``vout``'s slice,
     so no pass copies it in or out.
     """
-    T, N = x.shape
     has_v0, stream = opts[O_HAS_V0], opts[O_STREAM]
+    write_v = vp != 0
+    x = carray(_ptr_like(xp, sone), (T, N))
+    s = carray(_ptr_like(sp, sone), (T, N))
+    v0 = carray(_ptr_like(v0p, params), (N if has_v0 else 0,))
+    vout = carray(_ptr_like(vp, params), (N if write_v else 0,))
+    counter = np.zeros(1, np.int64)
     nchunks = (N + chunk - 1) // chunk
     nw = min(nthreads, nchunks)
     for _w in prange(nw):
@@ -731,7 +757,10 @@ def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads, counter, fw
             flip = False
             t = 0
             while t + 4 <= T:
-                dst = vout[n0:n1] if t + 4 == T else (vb[:m] if flip else va[:m])
+                if t + 4 == T and write_v:
+                    dst = vout[n0:n1]
+                else:
+                    dst = vb[:m] if flip else va[:m]
                 _call_row(fwd4, (
                     x[t, n0:n1], x[t + 1, n0:n1], x[t + 2, n0:n1], x[t + 3, n0:n1],
                     s[t, n0:n1], s[t + 1, n0:n1], s[t + 2, n0:n1], s[t + 3, n0:n1],
@@ -741,7 +770,10 @@ def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads, counter, fw
                 flip = not flip
                 t += 4
             while t < T:
-                dst = vout[n0:n1] if t + 1 == T else (vb[:m] if flip else va[:m])
+                if t + 1 == T and write_v:
+                    dst = vout[n0:n1]
+                else:
+                    dst = vb[:m] if flip else va[:m]
                 _call_row(fwd1, (x[t, n0:n1], s[t, n0:n1], vin, dst, m, params, sone[0], sone[1]))
                 vin = dst
                 flip = not flip
@@ -749,8 +781,8 @@ def _forward_py(x, v0, s, vout, params, opts, sone, chunk, nthreads, counter, fw
             c = _claim(counter)
 
 
-def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads, counter,
-                 chg4, chg1, grad4, grad1):
+def _backward_py(xp, v0p, gsp, gvTp, gxp, gv0p, gkp, T, N, params, opts, like, chunk,
+                 nthreads, chg4, chg1, grad4, grad1):
     """Backward over ``[T, N]``: per chunk of neurons, re-run the forward into a local
     ``[T, chunk]`` scratch of ``H`` (rows at ``chg4``/``chg1``, the neuron form's) and then
     the reverse-time recurrence (rows at ``grad4``/``grad1``, the surrogate's)::
@@ -765,9 +797,10 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
     membrane. Writes ``gx`` ``[T, N]``, ``gv0`` ``[N]`` and one partial ``gk`` per chunk
     (so the sum does not depend on which worker took which chunk). ``V[t-1]`` for ``gk``
     is recomputed from the scratch's ``H[t-1]``, never stored. Chunks are claimed from
-    ``counter`` as in the forward.
+    a shared counter as in the forward. Every tensor comes as a data address (as in
+    :func:`_forward_py`; ``[T, N]`` ones in the storage type of ``like``, the rest in
+    that of ``params``), read or written only when the options say it is there.
     """
-    T, N = x.shape
     k, one, zero, omk = params[P_K], params[P_ONE], params[P_ZERO], params[P_OMK]
     kind, decay, reset, detach = opts[O_KIND], opts[O_DECAY], opts[O_RESET], opts[O_DETACH]
     has_v0, has_gv = opts[O_HAS_V0], opts[O_HAS_GV]
@@ -776,6 +809,14 @@ def _backward_py(x, v0, gs, gvT, gx, gv0, gk_part, params, opts, chunk, nthreads
     kx = k if (kind == 1 and decay == 1) else one  # gX = kx gH
     kv = omk if kind == 1 else one  # gV[t-1] = kv gH
     nchunks = (N + chunk - 1) // chunk
+    x = carray(_ptr_like(xp, like), (T, N))
+    gs = carray(_ptr_like(gsp, like), (T, N))
+    gx = carray(_ptr_like(gxp, like), (T, N) if need_gx else (0, 0))
+    v0 = carray(_ptr_like(v0p, params), (N if has_v0 else 0,))
+    gvT = carray(_ptr_like(gvTp, params), (N if has_gv else 0,))
+    gv0 = carray(_ptr_like(gv0p, params), (N if need_gv0 else 0,))
+    gk_part = carray(_ptr_like(gkp, params), (nchunks if need_gk else 0,))
+    counter = np.zeros(1, np.int64)
     nw = min(nthreads, nchunks)
     for _w in prange(nw):
         hs = np.empty((T, chunk), params.dtype)
@@ -896,6 +937,10 @@ PARALLEL_MIN_ELEMENTS = 1 << 18
 _SPIKE_ONE = {FMT_BF16: 0x3F80, FMT_F16: 0x3C00}  # 1.0 in bfloat16 / float16 bits
 _FMT_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.bfloat16: "bfloat16",
               torch.float16: "float16"}
+_FMT_CODES = {"float32": FMT_NATIVE, "float64": FMT_NATIVE, "bfloat16": FMT_BF16,
+              "float16": FMT_F16}
+_STORAGE_NP = {"float32": np.float32, "float64": np.float64, "bfloat16": np.uint16,
+               "float16": np.int16}
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -1031,36 +1076,105 @@ def _k_value(k) -> float:
     return float(k.detach().item()) if isinstance(k, torch.Tensor) else float(k)
 
 
-def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec):
-    """Raw fused forward (no autograd) over contiguous ``x2d`` ``[T, N]`` on the CPU::
+# Per-call host work, measured from cold caches (the state a layer finds them in after
+# the layers before it have streamed their tensors through; 2-core Zen 5 VM, bf16
+# T = 4, N = 1M): building numpy views, the parameter and option vectors and the chunk
+# plan cost ~0.18 ms before the forward kernel and ~0.25 ms before the backward's,
+# a fifth of the kernels' own time. So everything that depends only on the call's
+# shape, dtype, spec and thread count is built once into a plan (a tuple) and looked
+# up; tensors cross as data addresses (see :func:`_ptr_like`).
+_PLANS: dict = {}
+_PARAM_CACHE: dict = {}
+_CACHE_MAX = 512  # entries; a full cache is emptied (shapes vary little in practice)
+
+
+def _cached_params(spec: NeuronSpec, k: float, np_cdt) -> np.ndarray:
+    """:func:`_params` for ``(spec, k)``, built once (the kernels only read it). Keyed by
+    ``id(spec)``, which hashes faster than the dataclass; the entry keeps ``spec`` alive,
+    so its id is not reused while the entry exists."""
+    hit = _PARAM_CACHE.get((id(spec), k, np_cdt))
+    if hit is not None:
+        return hit[1]
+    if len(_PARAM_CACHE) >= _CACHE_MAX:
+        _PARAM_CACHE.clear()
+    p = _params(spec, k, np_cdt)
+    _PARAM_CACHE[(id(spec), k, np_cdt)] = (spec, p)
+    return p
+
+
+def _plan(key: tuple, spec: NeuronSpec) -> tuple:
+    """The cached launch plan of a forward (``key[0] == "forward"``) or backward call
+    (``key[1] == id(spec)``, kept valid as in :func:`_cached_params`): ``(driver, opts,
+    opts with streaming stores, like, chunk, threads, row addresses, compute dtype,
+    numpy compute dtype, output bytes if its rows are 64-byte aligned else -1, spec)``."""
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    which, _, dtype, T, N, has_v0 = key[:6]
+    name = _FMT_NAMES[dtype]
+    cdt = compute_dtype(dtype)
+    np_cdt = np.float64 if cdt == torch.float64 else np.float32
+    parallel, nthreads = _pick(T, N)
+    backward = which == "backward"
+    chunk = chunk_size(T, N, 8 if cdt == torch.float64 else 4, nthreads, backward=backward)
+    form = _form_rows(_form_key(spec), name)
+    if backward:
+        has_gv, need_gx, need_gv0, need_gk = key[6:10]
+        flags = dict(has_gv=has_gv, need_gk=need_gk, need_gx=need_gx, need_gv0=need_gv0)
+        grad = _grad_rows(spec.surrogate_id, name)
+        rows = (form["chg4_addr"], form["chg1_addr"], grad["grad4_addr"], grad["grad1_addr"])
+    else:
+        flags = {}
+        rows = (form["fwd4_addr"], form["fwd1_addr"])
+    item = dtype.itemsize
+    # the output's size when its rows keep 64-byte alignment, for use_stream_stores' test
+    # (made per call: STREAM_MIN_BYTES may change)
+    stream_bytes = T * N * item if N > 0 and (N * item) % 64 == 0 else -1
+    like = np.array([_SPIKE_ONE.get(_FMT_CODES[name], 1), 0], dtype=_STORAGE_NP[name])
+    plan = (
+        _driver(which, name, parallel),
+        _opts(spec, has_v0, stream=False, **flags),
+        _opts(spec, has_v0, stream=True, **flags),
+        like, chunk, nthreads, rows, cdt, np_cdt, stream_bytes, spec,
+    )
+    if len(_PLANS) >= _CACHE_MAX:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+def _state_arg(t: torch.Tensor | None, n: int, cdt: torch.dtype) -> torch.Tensor | None:
+    """A membrane-shaped tensor as a contiguous ``[n]`` tensor of the compute dtype."""
+    if t is None:
+        return None
+    return t.detach().reshape(n).to(cdt).contiguous()
+
+
+def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec,
+            need_v: bool = True):
+    """Raw fused forward (no autograd) over ``x2d`` ``[T, N]`` on the CPU::
 
         H[t] = charge(V[t-1], X[t]),  S[t] = H[t] - V_th >= 0,  V[t] = reset(H[t], S[t])
 
     from ``V[-1] = v0`` (zeros if ``None``), ``k`` the leak (float or one-element tensor).
-    Returns ``(spikes [T, N] in x's dtype, v_final = V[T-1] [N] in the compute dtype)``."""
+    Returns ``(spikes [T, N] in x's dtype, v_final = V[T-1] [N] in the compute dtype)``;
+    ``v_final`` is ``None`` when ``need_v`` is false (its store is skipped)."""
+    if not x2d.is_contiguous():
+        x2d = x2d.contiguous()
     T, N = x2d.shape
-    cdt = compute_dtype(x2d.dtype)
-    np_cdt = np.float64 if cdt == torch.float64 else np.float32
-    xa, fmt = _kernel_array(x2d)
-    s = _cpu_pool.empty(tuple(x2d.shape), x2d.dtype)
-    sa, _ = _kernel_array(s)
-    v = torch.empty(N, dtype=cdt)
-    v0a = (
-        np.zeros(0, np_cdt)
-        if v0 is None
-        else v0.detach().reshape(N).to(cdt).contiguous().numpy()
+    drv, opts, opts_stream, sone, chunk, nthreads, rows, cdt, np_cdt, stream_bytes, _ = _plan(
+        ("forward", id(spec), x2d.dtype, T, N, v0 is not None, torch.get_num_threads()), spec
     )
-    sone = np.array([_SPIKE_ONE.get(fmt, 1), 0], dtype=sa.dtype)
-    params = _params(spec, _k_value(k), np_cdt)
-    opts = _opts(spec, v0 is not None, stream=use_stream_stores(s))
-    parallel, nthreads = _pick(T, N)
-    name = _FMT_NAMES[x2d.dtype]
-    rows = _form_rows(_form_key(spec), name)
-    chunk = chunk_size(T, N, v.element_size(), nthreads, backward=False)
-    counter = np.zeros(1, dtype=np.int64)
-    _driver("forward", name, parallel)(
-        xa, v0a, sa, v.numpy(), params, opts, sone, chunk, nthreads, counter,
-        rows["fwd4_addr"], rows["fwd1_addr"],
+    s = _cpu_pool.empty((T, N), x2d.dtype)
+    sp = s.data_ptr()
+    v = torch.empty(N, dtype=cdt) if need_v else None
+    v0c = _state_arg(v0, N, cdt)
+    drv(
+        x2d.data_ptr(), 0 if v0c is None else v0c.data_ptr(), sp,
+        0 if v is None else v.data_ptr(), T, N,
+        _cached_params(spec, _k_value(k), np_cdt),
+        opts_stream if 0 <= STREAM_MIN_BYTES <= stream_bytes and sp % 64 == 0 else opts,
+        sone, chunk, nthreads, rows[0], rows[1],
     )
     return s, v
 
@@ -1085,55 +1199,33 @@ def backward(
     (``kx = k`` for LIF with decay_input else 1, ``kv = 1 - k`` for LIF else 1; details in
     :func:`_backward_py`). Returns ``(grad_x [T, N] in x's dtype or None, grad_v0 [N] in
     the compute dtype or None, grad_k 0-d compute dtype or None)``."""
+    if not x2d.is_contiguous():
+        x2d = x2d.contiguous()
     T, N = x2d.shape
-    cdt = compute_dtype(x2d.dtype)
-    np_cdt = np.float64 if cdt == torch.float64 else np.float32
-    xa, _ = _kernel_array(x2d)
-    if grad_s is None:
-        grad_s = torch.zeros_like(x2d)
-    gsa, _ = _kernel_array(grad_s.reshape(T, N).to(x2d.dtype).contiguous())
-    gva = (
-        np.zeros(0, np_cdt)
-        if grad_v is None
-        else grad_v.reshape(N).to(cdt).contiguous().numpy()
-    )
-    v0a = (
-        np.zeros(0, np_cdt)
-        if v0 is None
-        else v0.detach().reshape(N).to(cdt).contiguous().numpy()
-    )
+    dtype = x2d.dtype
     need_gv0 = need_gv0 and v0 is not None
     need_gk = need_gk and spec.kind == "lif"
-    gx = (
-        _cpu_pool.empty(tuple(x2d.shape), x2d.dtype)
-        if need_gx
-        else torch.empty((0, 0), dtype=x2d.dtype)
+    if grad_s is None:
+        grad_s = torch.zeros_like(x2d)
+    elif grad_s.dtype != dtype or grad_s.shape != x2d.shape or not grad_s.is_contiguous():
+        grad_s = grad_s.reshape(T, N).to(dtype).contiguous()
+    drv, opts, opts_stream, like, chunk, nthreads, rows, cdt, np_cdt, stream_bytes, _ = _plan(
+        ("backward", id(spec), dtype, T, N, v0 is not None, grad_v is not None, bool(need_gx),
+         need_gv0, need_gk, torch.get_num_threads()), spec
     )
-    gxa, _ = _kernel_array(gx)
-    gv0 = torch.empty(N if need_gv0 else 0, dtype=cdt)
-    parallel, nthreads = _pick(T, N)
-    name = _FMT_NAMES[x2d.dtype]
-    chunk = chunk_size(T, N, gv0.element_size(), nthreads, backward=True)
-    gk_part = torch.zeros(-(-N // chunk) if need_gk else 0, dtype=cdt)  # one per chunk
-    params = _params(spec, _k_value(k), np_cdt)
-    opts = _opts(
-        spec,
-        v0 is not None,
-        has_gv=grad_v is not None,
-        need_gk=need_gk,
-        need_gx=need_gx,
-        need_gv0=need_gv0,
-        stream=need_gx and use_stream_stores(gx),
+    gx = _cpu_pool.empty((T, N), dtype) if need_gx else None
+    gxp = 0 if gx is None else gx.data_ptr()
+    gv0 = torch.empty(N, dtype=cdt) if need_gv0 else None
+    gk_part = torch.zeros(-(-N // chunk), dtype=cdt) if need_gk else None  # one per chunk
+    v0c = _state_arg(v0, N, cdt)
+    gvc = _state_arg(grad_v, N, cdt)
+    drv(
+        x2d.data_ptr(), 0 if v0c is None else v0c.data_ptr(), grad_s.data_ptr(),
+        0 if gvc is None else gvc.data_ptr(), gxp, 0 if gv0 is None else gv0.data_ptr(),
+        0 if gk_part is None else gk_part.data_ptr(), T, N,
+        _cached_params(spec, _k_value(k), np_cdt),
+        opts_stream if need_gx and 0 <= STREAM_MIN_BYTES <= stream_bytes and gxp % 64 == 0
+        else opts,
+        like, chunk, nthreads, *rows,
     )
-    form = _form_rows(_form_key(spec), name)
-    grad = _grad_rows(spec.surrogate_id, name)
-    counter = np.zeros(1, dtype=np.int64)
-    _driver("backward", name, parallel)(
-        xa, v0a, gsa, gva, gxa, gv0.numpy(), gk_part.numpy(), params, opts, chunk, nthreads,
-        counter, form["chg4_addr"], form["chg1_addr"], grad["grad4_addr"], grad["grad1_addr"],
-    )
-    return (
-        gx if need_gx else None,
-        gv0 if need_gv0 else None,
-        gk_part.sum() if need_gk else None,
-    )
+    return gx, gv0, None if gk_part is None else gk_part.sum()

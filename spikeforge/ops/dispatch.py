@@ -70,9 +70,19 @@ def unavailable_reason(backend: str, device: torch.device) -> str | None:
     return f"unknown backend {backend!r}; fused backends are {BACKENDS}"
 
 
+_AVAILABLE: dict = {}
+
+
 def is_available(backend: str, device: torch.device) -> bool:
-    """Whether ``backend`` can run on ``device`` in this installation."""
-    return unavailable_reason(backend, device) is None
+    """Whether ``backend`` can run on ``device`` in this installation (the answer is
+    kept per backend, device type and ``TRITON_INTERPRET`` setting: it is asked on every
+    call of a neuron, and finding modules costs more than the neuron's own host work)."""
+    dev_type = device.type if isinstance(device, torch.device) else torch.device(device).type
+    key = (backend, dev_type, backend == "triton" and triton_interpret())
+    ok = _AVAILABLE.get(key)
+    if ok is None:
+        ok = _AVAILABLE[key] = unavailable_reason(backend, device) is None
+    return ok
 
 
 def _function(backend: str) -> type:
@@ -92,7 +102,7 @@ def _function(backend: str) -> type:
     return fn
 
 
-def multistep(backend: str, x: torch.Tensor, v0, k, spec: NeuronSpec):
+def multistep(backend: str, x: torch.Tensor, v0, k, spec: NeuronSpec, need_state: bool = True):
     """Run the fused kernel of ``backend`` over time-first ``x``::
 
         H[t] = V[t-1] + k (X[t] - (V[t-1] - V_rest))   (IF / non-decay forms in spec)
@@ -102,15 +112,15 @@ def multistep(backend: str, x: torch.Tensor, v0, k, spec: NeuronSpec):
 
     ``x``: ``[T, ...]`` float16/bfloat16/float32/float64, any strides; ``v0``: ``x.shape[1:]``
     or ``None`` (zeros); ``k``: the leak factor, a float or a 0-d/1-element tensor (PLIF,
-    which then receives a gradient). Returns ``(spikes [T, ...], v_final [...])``.
+    which then receives a gradient). Returns ``(spikes [T, ...], v_final [...])``;
+    ``v_final`` is ``None`` without ``need_state`` (the kernels then skip storing it).
     """
-    reason = unavailable_reason(backend, x.device)
-    if reason is not None:
-        raise RuntimeError(reason)
+    if not is_available(backend, x.device):
+        raise RuntimeError(unavailable_reason(backend, x.device))
     if x.dim() < 1 or x.shape[0] == 0:
         raise ValueError(f"x must be time-first [T, ...] with T >= 1, got shape {tuple(x.shape)}")
     T = x.shape[0]
-    x2d = x.reshape(T, -1).contiguous()
+    x2d = (x if x.dim() == 2 else x.reshape(T, -1)).contiguous()
     n = x2d.shape[1]
     if v0 is not None:
         if v0.numel() != n:
@@ -125,5 +135,9 @@ def multistep(backend: str, x: torch.Tensor, v0, k, spec: NeuronSpec):
             )
     else:
         k = float(k)
-    spikes, v = _function(backend).apply(x2d, v0, k, spec)
-    return spikes.reshape(x.shape), v.reshape(x.shape[1:])
+    spikes, v = _function(backend).apply(x2d, v0, k, spec, bool(need_state))
+    if x.dim() != 2:
+        spikes = spikes.reshape(x.shape)
+    if v is not None:
+        v = v.reshape(x.shape[1:])
+    return spikes, v

@@ -92,9 +92,10 @@ _reset = _reset_py
 def _fwd_kernel(
     x_ptr, v0_ptr, s_ptr, v_ptr, k_ptr, p_ptr, T, N,
     HAS_V0: tl.constexpr, KIND: tl.constexpr, DECAY: tl.constexpr, RESET: tl.constexpr,
-    BLOCK: tl.constexpr,
+    WRITE_V: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Forward: ``S[t]`` for every t and ``V[T-1]`` for one block of neurons."""
+    """Forward: ``S[t]`` for every t and (``WRITE_V``) ``V[T-1]`` for one block of
+    neurons."""
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -117,7 +118,8 @@ def _fwd_kernel(
         v = _reset(h, s, vth, vreset, RESET)
         xp += N
         sp += N
-    tl.store(v_ptr + offs, v, mask=mask)
+    if WRITE_V:
+        tl.store(v_ptr + offs, v, mask=mask)
 
 
 def _bwd_kernel(
@@ -398,27 +400,31 @@ def _block(N: int, T: int = 1, backward: bool = False) -> tuple[int, int]:
 _LAUNCH = dict(enable_fp_fusion=False)  # no FMA contraction: spikes match the reference
 
 
-def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec):
+def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec,
+            need_v: bool = True):
     """Raw fused forward (no autograd) over contiguous ``x2d`` ``[T, N]`` (one program per
     block of neurons)::
 
         H[t] = charge(V[t-1], X[t]),  S[t] = H[t] - V_th >= 0,  V[t] = reset(H[t], S[t])
 
     from ``V[-1] = v0`` (zeros if ``None``), ``k`` the leak (float or one-element tensor).
-    Returns ``(spikes [T, N] in x's dtype, v_final = V[T-1] [N] in the compute dtype)``."""
+    Returns ``(spikes [T, N] in x's dtype, v_final = V[T-1] [N] in the compute dtype)``;
+    ``v_final`` is ``None`` when ``need_v`` is false (its store is skipped: a quarter
+    pass over ``[T, N]`` at T = 4 in float32, half a pass in 16-bit)."""
     T, N = x2d.shape
     cdt = compute_dtype(x2d.dtype)
     s = torch.empty_like(x2d)
-    v = torch.empty(N, dtype=cdt, device=x2d.device)
+    v = torch.empty(N, dtype=cdt, device=x2d.device) if need_v else None
     if N == 0:
         return s, v
     p = _params(spec, cdt, x2d.device)
     kt = _k_tensor(k, cdt, x2d.device)
-    v0c = v0.detach().reshape(N).contiguous() if v0 is not None else v
+    vt = v if need_v else s  # a valid pointer the kernel never stores to without WRITE_V
+    v0c = v0.detach().reshape(N).contiguous() if v0 is not None else vt
     _launch(
-        0, N, _block(N), (x2d, v0c, s, v, kt, p, T, N),
+        0, N, _block(N), (x2d, v0c, s, vt, kt, p, T, N),
         dict(HAS_V0=v0 is not None, KIND=0 if spec.kind == "if" else 1,
-             DECAY=bool(spec.decay_input), RESET=spec.reset_id),
+             DECAY=bool(spec.decay_input), RESET=spec.reset_id, WRITE_V=need_v),
     )
     return s, v
 
