@@ -32,7 +32,12 @@ makes of every line it writes. Half inputs are read and written as raw 16-bit wo
 converted inside the loops (exact widening, round-to-nearest-even narrowing), not by
 extra passes. Large outputs come from a pool of reused buffers
 (:mod:`spikeforge.ops._cpu_pool`): on our VMs a fresh 64 MiB tensor costs ~25 ms of
-page faults, more than the kernel.
+page faults, more than the kernel. The host side of a call is a dictionary lookup of
+a launch plan (driver, options, chunking, row addresses; :func:`_plan`) and the
+tensors' data addresses: from cold caches, the state a layer finds them in, the
+Python around the kernels cost as much as a fifth of a bf16 T = 4 forward+backward
+before that. A caller that does not need ``V[T-1]`` (a module returning only spikes)
+skips its store.
 
 Why this and not the alternatives (2-core AMD EPYC Zen 5 VM, torch 2.13, LIF
 tau=2 hard reset atan detach_reset, x float32 [T, N=1M], 2 threads, median of 10,
