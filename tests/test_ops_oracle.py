@@ -42,13 +42,19 @@ def _grad_tol(dtype: torch.dtype) -> dict:
     return dict(rtol=2e-4, atol=1e-5)
 
 
-def run(backend, x, v0, w, spec, grad_seed=1):
-    """Forward + backward of ``backend`` (or ``"reference"``) on copies of the leaves;
-    returns ``(spikes, v_final, grad_x, grad_v0, grad_w)``."""
+def _leaves(x, v0, w):
+    """Fresh leaf copies ``(x, v0, w)`` that require grad (``None`` stays ``None``) and
+    the leak ``k``: ``sigmoid(w)`` (PLIF) or 0.4."""
     xx = x.detach().clone().requires_grad_(True)
     vv = None if v0 is None else v0.detach().clone().requires_grad_(True)
     ww = None if w is None else w.detach().clone().requires_grad_(True)
-    k = torch.sigmoid(ww) if ww is not None else 0.4
+    return xx, vv, ww, torch.sigmoid(ww) if ww is not None else 0.4
+
+
+def run(backend, x, v0, w, spec, grad_seed=1):
+    """Forward + backward of ``backend`` (or ``"reference"``) on copies of the leaves;
+    returns ``(spikes, v_final, grad_x, grad_v0, grad_w)``."""
+    xx, vv, ww, k = _leaves(x, v0, w)
     if backend == "reference":
         s, v, _ = multistep_reference(xx, vv, k, spec)
     elif callable(backend):
@@ -96,10 +102,7 @@ def check_without_state(backend, x, v0, w, spec):
     reference's, for a loss on the spikes alone."""
     outs = []
     for name in ("reference", backend):
-        xx = x.detach().clone().requires_grad_(True)
-        vv = None if v0 is None else v0.detach().clone().requires_grad_(True)
-        ww = None if w is None else w.detach().clone().requires_grad_(True)
-        k = torch.sigmoid(ww) if ww is not None else 0.4
+        xx, vv, ww, k = _leaves(x, v0, w)
         if name == "reference":
             s, v, _ = multistep_reference(xx, vv, k, spec)
         else:
