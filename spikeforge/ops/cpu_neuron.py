@@ -605,7 +605,7 @@ def _row_sigs(fmt: str) -> dict:
     }
 
 
-def _compile_rows(fns: dict, sigs: dict, suffix: str, **options) -> dict:
+def _compile_rows(fns: dict, sigs: dict, suffix: str) -> dict:
     """``njit`` each ``fns[role]`` with signature ``sigs[role]``, renamed
     ``_<role>_<suffix>`` (numba's disk cache is keyed by the name); returns ``role ->
     dispatcher`` plus ``role + "_addr"`` -> the address of its C-ABI wrapper, which the
@@ -615,7 +615,7 @@ def _compile_rows(fns: dict, sigs: dict, suffix: str, **options) -> dict:
     for role, fn in fns.items():
         fn.__name__ = fn.__qualname__ = f"_{role}_{suffix}"
         fn.__doc__ = f"Row function {role} of variant {suffix} (see _form_rows / _grad_rows)."
-        out[role] = disp = njit(sigs[role], **_ROW, **options)(fn)
+        out[role] = disp = njit(sigs[role], **_ROW)(fn)
         out[role + "_addr"] = _get_wrapper_address(disp, sigs[role])
     return out
 
@@ -693,17 +693,11 @@ def _grad_rows(surr: int, fmt: str) -> dict:
                         detach, False, surr)
 
     sigs = _row_sigs(fmt)
-    # ``contract``: multiply-adds may fuse (FMA), which changes gradients in their last
-    # bits only (they are compared with a tolerance; the forward and recompute rows,
-    # whose spikes must equal the reference's, stay unfused). In cache (1 thread, bf16,
-    # the four-step row over 8k neurons) the sigmoid surrogate's row went from 0.61 to
-    # 0.49 ns per element (its exp polynomial is a chain of multiply-adds), atan's from
-    # 0.20 to 0.19. Reciprocal estimates for the divisions were tried too: numba emits
+    # (Reciprocal estimates for the surrogates' divisions were tried: numba emits
     # ``vrcp14ps`` plus a Newton step only with nnan/ninf/nsz/arcp, and with those
-    # flags the backward ran 6% slower on Zen 5 than with ``vdivps`` (0.466 against
-    # 0.439 ns per element, 64k neurons).
-    rows = _compile_rows(dict(grad1=grad1, grad4=grad4), sigs, f"{SURROGATE_NAMES[surr]}_{fmt}",
-                         fastmath={"contract"})
+    # flags on the backward's rows it ran 6% slower on Zen 5 than with ``vdivps``: in
+    # cache, 1 thread, bf16, T = 4, 64k neurons, 0.466 against 0.439 ns per element.)
+    rows = _compile_rows(dict(grad1=grad1, grad4=grad4), sigs, f"{SURROGATE_NAMES[surr]}_{fmt}")
     _GRAD_ROWS[(surr, fmt)] = rows
     return rows
 
