@@ -958,15 +958,6 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _kernel_array(t: torch.Tensor) -> tuple[np.ndarray, int]:
-    """A numpy view of a contiguous CPU tensor and its storage format code."""
-    if t.dtype == torch.bfloat16:
-        return t.view(torch.int16).numpy().view(np.uint16), FMT_BF16
-    if t.dtype == torch.float16:
-        return t.view(torch.int16).numpy(), FMT_F16
-    return t.numpy(), FMT_NATIVE
-
-
 def _params(spec: NeuronSpec, k: float, np_dtype) -> np.ndarray:
     a = spec.alpha
     vals = [0.0] * N_PARAMS
@@ -1069,16 +1060,29 @@ STREAM_MIN_BYTES = (
 )
 
 
+def _stream_bytes(T: int, N: int, itemsize: int) -> int:
+    """The size of a ``[T, N]`` output if every row starts 64-byte aligned whenever the
+    base address is (the row length in bytes is a multiple of 64; chunks start at
+    multiples of 64 elements), else -1: the part of :func:`use_stream_stores`' test that
+    depends on the shape only (a launch plan keeps it)."""
+    return T * N * itemsize if N > 0 and (N * itemsize) % 64 == 0 else -1
+
+
+def _stream_ok(stream_bytes: int, ptr: int) -> bool:
+    """:func:`use_stream_stores` for an output of :func:`_stream_bytes` ``stream_bytes`` at
+    address ``ptr``."""
+    return 0 <= STREAM_MIN_BYTES <= stream_bytes and ptr % 64 == 0
+
+
 def use_stream_stores(out: torch.Tensor) -> bool:
     """Whether the kernels may write ``out`` ``[T, N]`` with non-temporal stores: it is
     large (``>= STREAM_MIN_BYTES``, not negative) and every row starts 64-byte aligned
     (the base address and the row length in bytes are multiples of 64; chunks start at
     multiples of 64 elements), as the aligned vector stores require."""
-    if STREAM_MIN_BYTES < 0 or out.numel() == 0:
+    if out.numel() == 0:
         return False
-    nbytes = out.numel() * out.element_size()
-    row_bytes = out.shape[-1] * out.element_size()
-    return nbytes >= STREAM_MIN_BYTES and out.data_ptr() % 64 == 0 and row_bytes % 64 == 0
+    n = out.shape[-1]
+    return _stream_ok(_stream_bytes(out.numel() // n, n, out.element_size()), out.data_ptr())
 
 
 def _k_value(k) -> float:
@@ -1115,7 +1119,7 @@ def _plan(key: tuple, spec: NeuronSpec) -> tuple:
     """The cached launch plan of a forward (``key[0] == "forward"``) or backward call
     (``key[1] == id(spec)``, kept valid as in :func:`_cached_params`): ``(driver, opts,
     opts with streaming stores, like, chunk, threads, row addresses, compute dtype,
-    numpy compute dtype, output bytes if its rows are 64-byte aligned else -1, spec)``."""
+    numpy compute dtype, :func:`_stream_bytes` of the output, spec)``."""
     plan = _PLANS.get(key)
     if plan is not None:
         return plan
@@ -1135,10 +1139,7 @@ def _plan(key: tuple, spec: NeuronSpec) -> tuple:
     else:
         flags = {}
         rows = (form["fwd4_addr"], form["fwd1_addr"])
-    item = dtype.itemsize
-    # the output's size when its rows keep 64-byte alignment, for use_stream_stores' test
-    # (made per call: STREAM_MIN_BYTES may change)
-    stream_bytes = T * N * item if N > 0 and (N * item) % 64 == 0 else -1
+    stream_bytes = _stream_bytes(T, N, dtype.itemsize)  # _stream_ok decides per call
     like = np.array([_SPIKE_ONE.get(_FMT_CODES[name], 1), 0], dtype=_STORAGE_NP[name])
     plan = (
         _driver(which, name, parallel),
@@ -1182,7 +1183,7 @@ def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec,
         x2d.data_ptr(), 0 if v0c is None else v0c.data_ptr(), sp,
         0 if v is None else v.data_ptr(), T, N,
         _cached_params(spec, _k_value(k), np_cdt),
-        opts_stream if 0 <= STREAM_MIN_BYTES <= stream_bytes and sp % 64 == 0 else opts,
+        opts_stream if _stream_ok(stream_bytes, sp) else opts,
         sone, chunk, nthreads, rows[0], rows[1],
     )
     return s, v
@@ -1233,8 +1234,7 @@ def backward(
         0 if gvc is None else gvc.data_ptr(), gxp, 0 if gv0 is None else gv0.data_ptr(),
         0 if gk_part is None else gk_part.data_ptr(), T, N,
         _cached_params(spec, _k_value(k), np_cdt),
-        opts_stream if need_gx and 0 <= STREAM_MIN_BYTES <= stream_bytes and gxp % 64 == 0
-        else opts,
+        opts_stream if need_gx and _stream_ok(stream_bytes, gxp) else opts,
         like, chunk, nthreads, *rows,
     )
     return gx, gv0, None if gk_part is None else gk_part.sum()
