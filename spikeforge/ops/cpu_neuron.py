@@ -173,8 +173,7 @@ def _half_bits_from_f32(typingctx, f):
 # Storage formats. A half tensor reaches numba as raw 16-bit words, and the
 # element type of that view says which format it is, so every load and store is
 # resolved when the loop is compiled (no per-element branch): bfloat16 travels
-# as uint16, float16 as int16.
-FMT_NATIVE, FMT_BF16, FMT_F16 = 0, 1, 2
+# as uint16, float16 as int16 (see _STORAGE_NP below).
 
 
 def _ld(a, i):
@@ -943,11 +942,9 @@ PARALLEL_MIN_ELEMENTS = 1 << 18
 # Host side
 # ---------------------------------------------------------------------------
 
-_SPIKE_ONE = {FMT_BF16: 0x3F80, FMT_F16: 0x3C00}  # 1.0 in bfloat16 / float16 bits
+_SPIKE_ONE = {"bfloat16": 0x3F80, "float16": 0x3C00}  # 1.0 in bfloat16 / float16 bits
 _FMT_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.bfloat16: "bfloat16",
               torch.float16: "float16"}
-_FMT_CODES = {"float32": FMT_NATIVE, "float64": FMT_NATIVE, "bfloat16": FMT_BF16,
-              "float16": FMT_F16}
 _STORAGE_NP = {"float32": np.float32, "float64": np.float64, "bfloat16": np.uint16,
                "float16": np.int16}
 
@@ -961,7 +958,7 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def _params(spec: NeuronSpec, k: float, np_dtype) -> np.ndarray:
     a = spec.alpha
     vals = [0.0] * N_PARAMS
-    vals[P_K], vals[P_VTH], vals[P_VRESET], vals[P_VREST] = k, spec.v_threshold, spec.v_reset, 0.0
+    vals[P_K], vals[P_VTH], vals[P_VRESET] = k, spec.v_threshold, spec.v_reset
     vals[P_VREST] = spec.v_rest
     vals[P_ALPHA], vals[P_C1], vals[P_C2] = a, np.pi / 2 * a, a / 2
     vals[P_ONE], vals[P_ZERO], vals[P_INV_ALPHA] = 1.0, 0.0, 1.0 / a
@@ -1129,7 +1126,7 @@ def _plan(key: tuple, spec: NeuronSpec) -> tuple:
     np_cdt = np.float64 if cdt == torch.float64 else np.float32
     parallel, nthreads = _pick(T, N)
     backward = which == "backward"
-    chunk = chunk_size(T, N, 8 if cdt == torch.float64 else 4, nthreads, backward=backward)
+    chunk = chunk_size(T, N, cdt.itemsize, nthreads, backward=backward)
     form = _form_rows(_form_key(spec), name)
     if backward:
         has_gv, need_gx, need_gv0, need_gk = key[6:10]
@@ -1140,7 +1137,7 @@ def _plan(key: tuple, spec: NeuronSpec) -> tuple:
         flags = {}
         rows = (form["fwd4_addr"], form["fwd1_addr"])
     stream_bytes = _stream_bytes(T, N, dtype.itemsize)  # _stream_ok decides per call
-    like = np.array([_SPIKE_ONE.get(_FMT_CODES[name], 1), 0], dtype=_STORAGE_NP[name])
+    like = np.array([_SPIKE_ONE.get(name, 1), 0], dtype=_STORAGE_NP[name])
     plan = (
         _driver(which, name, parallel),
         _opts(spec, has_v0, stream=False, **flags),
