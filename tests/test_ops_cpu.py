@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -111,13 +112,26 @@ def test_streaming_stores_match_reference(monkeypatch, dtype, n):
                             spec)
 
 
-def test_stream_store_rule():
-    big = torch.empty(4, 1 << 20)
-    assert cpu_neuron.use_stream_stores(big) == (cpu_neuron.STREAM_MIN_BYTES >= 0
-                                                 and big.data_ptr() % 64 == 0)
-    assert not cpu_neuron.use_stream_stores(torch.empty(4, 1000))  # 4 kB: stays cached
+def test_stream_store_rule(monkeypatch):
+    monkeypatch.setattr(cpu_neuron, "STREAM_MIN_BYTES", 8 << 20)
+    big = torch.empty(4, 1 << 20)  # 16 MB
+    assert cpu_neuron.use_stream_stores(big) == (big.data_ptr() % 64 == 0)
+    assert not cpu_neuron.use_stream_stores(torch.empty(4, 1 << 18))  # 4 MB: stays cached
+    assert not cpu_neuron.use_stream_stores(torch.empty(4, 1000))
     assert not cpu_neuron.use_stream_stores(torch.empty(2, (1 << 21) + 3))  # rows unaligned
     assert not cpu_neuron.use_stream_stores(torch.empty(4, (1 << 20) + 1)[:, 1:])  # offset
+    monkeypatch.setattr(cpu_neuron, "STREAM_MIN_BYTES", -1)  # never
+    assert not cpu_neuron.use_stream_stores(big)
+
+
+def test_stream_threshold_from_the_cache_size():
+    """Half the last-level cache, capped: a VM that reports a large socket's L3 (480 MiB
+    on our Xeon VMs) must still stream large outputs."""
+    assert cpu_neuron.stream_min_bytes(32 << 20) == 16 << 20
+    assert cpu_neuron.stream_min_bytes(480 << 20) == cpu_neuron.STREAM_CAP_BYTES == 32 << 20
+    assert cpu_neuron.stream_min_bytes(0) == 0
+    if not os.environ.get("SPIKEFORGE_STREAM_MIN_MB"):
+        assert 0 <= cpu_neuron.STREAM_MIN_BYTES <= cpu_neuron.STREAM_CAP_BYTES
 
 
 def test_vectorised_exp_accuracy():

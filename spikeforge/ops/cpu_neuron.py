@@ -1039,21 +1039,43 @@ def _l3_bytes() -> int:
         return 32 << 20
 
 
+# A cap on the streaming threshold: sysfs reports the whole socket's L3, and a
+# small VM on a large socket shares it with many neighbours (our 2-core Xeon VMs
+# report 480 MiB, so half the L3 would never stream at all).
+STREAM_CAP_BYTES = 32 << 20
+
+
+def stream_min_bytes(l3_bytes: int) -> int:
+    """The output size from which the kernels use non-temporal stores on a machine whose
+    last-level cache is ``l3_bytes``: half of it, at most :data:`STREAM_CAP_BYTES`.
+
+    Half the L3 is where the op's own input and output no longer fit in it together;
+    below that, ordinary stores keep the output cached for the layer that reads it next.
+    Measured as a LIF forward at T = 4 then a sum over its spikes, the input cached,
+    interleaved, streaming over ordinary time:
+
+    - 2-core Zen 5 VM, 32 MiB L3: fp32 output 2 MB 1.24, 4 MB 1.29, 8 MB 1.30, 16 MB
+      0.99; bf16 8 MB 1.12, 16 MB 1.06. From cold caches (``benchmarks/neurons.py``)
+      streaming made the forward 1.5-1.8x faster at 16-64 MB.
+    - 2-core Xeon VM, 480 MiB L3 reported (``python benchmarks/stream_threshold.py``,
+      ``benchmarks/results/stream_threshold_cpu.json``): fp32 output 2 MB 1.22, 4 MB
+      1.51, 8 MB 1.57, 16 MB 1.22, 32 MB 1.01, 64 MB 0.85; bf16 2 MB 1.38, 8 MB 1.40,
+      16 MB 1.23, 32 MB 1.06, 64 MB 0.94. Hence the 32 MiB cap. From cold caches
+      (``benchmarks/neurons.py``, T = 4, N = 1M) streaming took the fp32 forward+backward
+      from 1.32x to 0.99x the floor there.
+    """
+    return min(max(l3_bytes, 0) // 2, STREAM_CAP_BYTES)
+
+
 # Outputs of at least this many bytes are written with non-temporal stores (see
-# :func:`_stream_store`): half the last-level cache, the size from which the op's own
-# input and output no longer fit in it together. Below it, ordinary stores keep the
-# output in the cache for the layer that reads it next. Measured (2-core Zen 5 VM,
-# 32 MiB L3, LIF forward at T = 4 then a sum over its spikes, interleaved, ms, ordinary
-# / streaming): fp32 output 2 MB 0.113 / 0.140, 4 MB 0.183 / 0.236, 8 MB 0.347 / 0.450,
-# 16 MB 1.055 / 1.040; bf16 8 MB 0.647 / 0.725, 16 MB 1.59 / 1.68. From cold caches
-# (benchmarks/neurons.py) streaming made the forward 1.5-1.8x faster at 16-64 MB; a
-# training step of the default model (12.8 MB spikes) was the same either way (27.9 /
-# 27.6 ms). ``SPIKEFORGE_STREAM_MIN_MB`` overrides it (0 streams every aligned output,
-# a negative value none).
+# :func:`_stream_store` and :func:`stream_min_bytes`). A training step of the default
+# model (12.8 MB of spikes) took the same time either way on Zen 5 (27.9 / 27.6 ms).
+# ``SPIKEFORGE_STREAM_MIN_MB`` overrides it (0 streams every aligned output, a negative
+# value none).
 STREAM_MIN_BYTES = (
     int(float(os.environ["SPIKEFORGE_STREAM_MIN_MB"]) * (1 << 20))
     if os.environ.get("SPIKEFORGE_STREAM_MIN_MB")
-    else _l3_bytes() // 2
+    else stream_min_bytes(_l3_bytes())
 )
 
 
