@@ -488,6 +488,11 @@ def main(argv=None) -> dict:
         "quick": args.quick,
         "runs": runs,
     }
+    if device == "cpu":
+        from spikeforge.ops import cpu_neuron
+
+        # outputs from this size are written with non-temporal stores
+        result["cpu_stream_min_bytes"] = cpu_neuron.STREAM_MIN_BYTES
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    f"neurons_{device}{'_quick' if args.quick else ''}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
