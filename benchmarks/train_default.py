@@ -5,7 +5,9 @@ once per neuron backend and reports, per backend: best and final test accuracy,
 training seconds until the test accuracy first reached 97%, and the median
 seconds per epoch (training only, evaluation excluded — the convention of
 ``ANCHORS.md``), beside the anchor figures of SpikingJelly 2.0 and snnTorch
-measured on the same kind of 2-core machine. Writes
+measured on 2026-11-23 on the 2-core VMs of that week (processor not recorded; the
+kernel benchmarks of those days ran on AMD EPYC Zen 5): on another processor they are a
+guide, not a same-machine comparison. Writes
 ``benchmarks/results/train_default_<device>.json``.
 
     python benchmarks/train_default.py                      # fused kernel vs reference
@@ -17,12 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 
 import torch
+from neurons import device_name  # benchmarks/neurons.py, beside this script
 
 from spikeforge.train import Trainer, load_config
 
@@ -87,7 +89,7 @@ def main() -> None:
         "benchmark": "train_default",
         "command": "python benchmarks/train_default.py " + " ".join(
             [f"--backends {args.backends}", f"--threads {args.threads}", *args.overrides]),
-        "machine": platform.processor() or platform.machine(),
+        "machine": device_name("cpu"),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
