@@ -35,6 +35,36 @@ ANCHORS = {
 }
 
 
+def epoch_figures(cum_seconds: list[float], accuracies: list[float]) -> dict:
+    """From cumulative training seconds and test accuracy after each epoch: the seconds
+    until the accuracy first reached 97% (``None`` if never) and the median epoch time."""
+    per_epoch = [b - a for a, b in zip([0.0, *cum_seconds[:-1]], cum_seconds)]
+    return {
+        "seconds_to_97": next((s for s, a in zip(cum_seconds, accuracies) if a >= 0.97), None),
+        "median_seconds_per_epoch": statistics.median(per_epoch),
+    }
+
+
+def print_table(rows: list[dict], name_key: str) -> None:
+    """One line per run: best and final accuracy, seconds to 97%, seconds per epoch."""
+    print(f"{name_key:20s} {'best acc':>8s} {'final':>7s} {'t to 97%':>9s} {'s/epoch':>8s}")
+    for r in rows:
+        t97 = f"{r['seconds_to_97']:.1f}" if r["seconds_to_97"] is not None else "never"
+        print(f"{r[name_key]:20s} {r['best_test_accuracy']:8.4f} {r['final_test_accuracy']:7.4f} "
+              f"{t97:>9s} {r['median_seconds_per_epoch']:8.2f}")
+
+
+def write_result(result: dict, out_dir: str, filename: str) -> None:
+    """``result`` plus the machine, torch and date, as JSON at ``out_dir/filename``."""
+    result = {**result, "machine": device_name("cpu"), "cpu_count": os.cpu_count(),
+              "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, filename)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"wrote {path}")
+
+
 def run(backend: str, threads: int, overrides: list[str]) -> dict:
     """Train the default config with ``model.backend=backend``; return its figures."""
     cfg = load_config(None, [f"model.backend={backend}", f"threads={threads}",
@@ -43,16 +73,12 @@ def run(backend: str, threads: int, overrides: list[str]) -> dict:
         t0 = time.perf_counter()
         m = Trainer(cfg, os.path.join(d, "run")).fit()
         wall = time.perf_counter() - t0
-    cum = m["train_seconds_per_epoch"]
-    per_epoch = [b - a for a, b in zip([0.0, *cum[:-1]], cum)]
-    t97 = next((s for s, a in zip(cum, m["test_accuracy_per_epoch"]) if a >= 0.97), None)
     return {
         "backend": backend,
         "final_test_accuracy": m["test_accuracy"],
         "best_test_accuracy": m["best_test_accuracy"],
         "test_accuracy_per_epoch": m["test_accuracy_per_epoch"],
-        "seconds_to_97": t97,
-        "median_seconds_per_epoch": statistics.median(per_epoch),
+        **epoch_figures(m["train_seconds_per_epoch"], m["test_accuracy_per_epoch"]),
         "train_seconds": m["seconds"],
         "wall_seconds_with_eval": wall,
         "mean_firing_rate": m["mean_firing_rate"],
@@ -69,11 +95,7 @@ def main() -> None:
     p.add_argument("overrides", nargs="*", help="extra config overrides (key=value)")
     args = p.parse_args()
     rows = [run(b, args.threads, args.overrides) for b in args.backends.split(",")]
-    print(f"{'backend':10s} {'best acc':>8s} {'final':>7s} {'t to 97%':>9s} {'s/epoch':>8s}")
-    for r in rows:
-        t97 = f"{r['seconds_to_97']:.1f}" if r["seconds_to_97"] is not None else "never"
-        print(f"{r['backend']:10s} {r['best_test_accuracy']:8.4f} {r['final_test_accuracy']:7.4f} "
-              f"{t97:>9s} {r['median_seconds_per_epoch']:8.2f}")
+    print_table(rows, "backend")
     for name, a in ANCHORS.items():
         print(f"anchor: {name}: best {a['best']}, 97% after {a['t97']} s, {a['s_epoch']} s/epoch")
     if len(rows) > 1:
@@ -85,23 +107,13 @@ def main() -> None:
                 )
                 print(f"{r['backend']}: {r['speedup_vs_reference']:.2f}x the reference's speed "
                       "per epoch")
-    result = {
+    write_result({
         "benchmark": "train_default",
         "command": "python benchmarks/train_default.py " + " ".join(
             [f"--backends {args.backends}", f"--threads {args.threads}", *args.overrides]),
-        "machine": device_name("cpu"),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"),
         "runs": rows,
         "anchors": ANCHORS,
-    }
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "train_default_cpu.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"wrote {path}")
-
+    }, args.out, "train_default_cpu.json")
 
 if __name__ == "__main__":
     main()

@@ -32,15 +32,13 @@ Writes ``benchmarks/results/train_peers_cpu.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import time
 
 import numpy as np
 import torch
 import torch.nn as nn
-from neurons import device_name  # benchmarks/neurons.py, beside this script
+from train_default import epoch_figures, print_table, write_result  # beside this script
 
 from spikeforge.data.embedded import load_mnist5k, stratified_split
 
@@ -166,15 +164,13 @@ def run(name: str, data, epochs: int, max_seconds: float, seed: int) -> dict:
               flush=True)
         if spent >= max_seconds:
             break
-    per_epoch = [b - a for a, b in zip([0.0, *cum[:-1]], cum)]
     return {
         "peer": name,
         "best_test_accuracy": max(accs),
         "final_test_accuracy": accs[-1],
         "test_accuracy_per_epoch": accs,
         "train_seconds_per_epoch": cum,
-        "seconds_to_97": next((s for s, a in zip(cum, accs) if a >= 0.97), None),
-        "median_seconds_per_epoch": statistics.median(per_epoch),
+        **epoch_figures(cum, accs),
         "learning_rate": lr,
     }
 
@@ -194,26 +190,13 @@ def main() -> None:
     data = digits()
     rows = [run(n, data, args.epochs, args.max_seconds, args.seed)
             for n in args.peers.split(",")]
-    print(f"{'peer':20s} {'best acc':>8s} {'final':>7s} {'t to 97%':>9s} {'s/epoch':>8s}")
-    for r in rows:
-        t97 = f"{r['seconds_to_97']:.1f}" if r["seconds_to_97"] is not None else "never"
-        print(f"{r['peer']:20s} {r['best_test_accuracy']:8.4f} {r['final_test_accuracy']:7.4f} "
-              f"{t97:>9s} {r['median_seconds_per_epoch']:8.2f}")
-    result = {
+    print_table(rows, "peer")
+    write_result({
         "benchmark": "train_peers",
         "command": f"python benchmarks/train_peers.py --peers {args.peers} --epochs "
                    f"{args.epochs} --max-seconds {args.max_seconds:g} --threads {args.threads}",
-        "machine": device_name("cpu"),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"),
         "runs": rows,
-    }
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "train_peers_cpu.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"wrote {path}")
-
+    }, args.out, "train_peers_cpu.json")
 
 if __name__ == "__main__":
     main()
