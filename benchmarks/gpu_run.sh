@@ -26,6 +26,5 @@ if [ "$device" = cuda ]; then
   nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv || true
 fi
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-set -o pipefail
 python3 benchmarks/neurons.py --device "$device" --out "$out/neurons_$device.json" "$@" 2>&1 \
   | tee "$out/neurons_$device.log"

@@ -1060,9 +1060,11 @@ def stream_min_bytes(l3_bytes: int) -> int:
     - 2-core Xeon VM, 480 MiB L3 reported (``python benchmarks/stream_threshold.py``,
       ``benchmarks/results/stream_threshold_cpu.json``): fp32 output 2 MB 1.22, 4 MB
       1.51, 8 MB 1.57, 16 MB 1.22, 32 MB 1.01, 64 MB 0.85; bf16 2 MB 1.38, 8 MB 1.40,
-      16 MB 1.23, 32 MB 1.06, 64 MB 0.94. Hence the 32 MiB cap. From cold caches
-      (``benchmarks/neurons.py``, T = 4, N = 1M) streaming took the fp32 forward+backward
-      from 1.32x to 0.99x the floor there.
+      16 MB 1.23, 32 MB 1.06, 64 MB 0.94. Hence the 32 MiB cap. From cold caches, with no
+      reader after it (``benchmarks/neurons.py``, T = 4, N = 1M, streaming forced on and
+      off with ``SPIKEFORGE_STREAM_MIN_MB``), streaming took the fp32 forward+backward
+      from 1.32x to 0.99x the floor there: the cap gives that up below 32 MB for the
+      layer that reads the spikes next.
     """
     return min(max(l3_bytes, 0) // 2, STREAM_CAP_BYTES)
 
