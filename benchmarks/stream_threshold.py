@@ -1,7 +1,7 @@
 """Where non-temporal stores start to pay: the CPU LIF forward followed by a read of its
 spikes, with ordinary against streaming stores, over output sizes.
 
-Each round evicts the caches with a 256 MB copy, reads the input once (as the layer
+Each round evicts the caches with a copy of 128 MB, reads the input once (as the layer
 before would leave it cached), then times ``forward`` plus ``spikes.sum()`` (the layer
 after), once with ordinary and once with streaming stores, interleaved. Streaming skips
 the read a normal store makes of each line, but leaves the output out of the cache for
@@ -65,11 +65,12 @@ def main(argv=None) -> dict:
                       flush=True)
     finally:
         cpu_neuron.STREAM_MIN_BYTES = saved
+    l3 = cpu_neuron._l3_bytes()
     result = dict(
         benchmark="LIF forward + sum of spikes, ordinary vs non-temporal stores",
         T=args.T, rounds=args.rounds, threads=torch.get_num_threads(),
-        l3_bytes_reported=cpu_neuron._l3_bytes(),
-        stream_min_bytes=cpu_neuron.stream_min_bytes(cpu_neuron._l3_bytes()),
+        l3_bytes_reported=l3,
+        stream_min_bytes=cpu_neuron.stream_min_bytes(l3),
         device=device_name("cpu"), torch=torch.__version__,
         load_average=os.getloadavg(), rows=rows,
     )

@@ -35,27 +35,31 @@ import argparse
 import os
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 from train_default import epoch_figures, print_table, write_result  # beside this script
 
-from spikeforge.data.embedded import load_mnist5k, stratified_split
+from spikeforge.data.embedded import mnist5k
 
 T = 4
 
 
 def digits():
-    """``(x_train, y_train, x_test, y_test)``: images in [0, 1] ``[n, 1, 28, 28]``."""
-    images, labels = load_mnist5k()
-    tr, te = stratified_split(labels, 0.2)
-    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
-    y = torch.from_numpy(labels)
-    return x[tr], y[tr], x[te], y[te]
+    """``(x_train, y_train, x_test, y_test)`` of spikeforge's ``mnist5k`` dataset (images in
+    [0, 1], ``[n, 1, 28, 28]``; its augmentation is not applied here)."""
+    bundle = mnist5k()
+    return (*bundle.train.tensors, *bundle.test.tensors)
+
+
+def rate_mse(rate, y):
+    """MSE between the output firing rate ``[B, 10]`` and the one-hot label (SpikingJelly's
+    examples' loss, used for spikeforge too)."""
+    return nn.functional.mse_loss(rate, nn.functional.one_hot(y, 10).float())
 
 
 def spikingjelly_model():
-    """``(net, step)``: ``step(x [B,1,28,28]) -> output firing rate [B, 10]``, and the loss."""
+    """``(net, forward, loss, lr)``: ``forward(x [B,1,28,28])`` gives the output firing rate
+    ``[B, 10]``."""
     from spikingjelly.activation_based import functional, layer, neuron
 
     net = nn.Sequential(
@@ -70,10 +74,7 @@ def spikingjelly_model():
         functional.reset_net(net)
         return rate
 
-    def loss(rate, y):
-        return nn.functional.mse_loss(rate, nn.functional.one_hot(y, 10).float())
-
-    return net, forward, loss, 1e-3
+    return net, forward, rate_mse, 1e-3
 
 
 def snntorch_model():
@@ -97,10 +98,7 @@ def snntorch_model():
         utils.reset(net)
         return torch.stack([net(x)[0] for _ in range(T)])  # [T, B, 10] spikes
 
-    def loss(spk, y):
-        return count_loss(spk, y)
-
-    return net, forward, loss, 1e-3
+    return net, forward, count_loss, 1e-3
 
 
 def spikeforge_model(backend: str = "auto"):
@@ -122,10 +120,7 @@ def spikeforge_model(backend: str = "auto"):
     def forward(x):
         return net(x.unsqueeze(0).expand(T, *x.shape)).mean(0)
 
-    def loss(rate, y):
-        return nn.functional.mse_loss(rate, nn.functional.one_hot(y, 10).float())
-
-    return net, forward, loss, 1e-3
+    return net, forward, rate_mse, 1e-3
 
 
 PEERS = {"spikeforge": spikeforge_model,
