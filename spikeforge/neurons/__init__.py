@@ -5,6 +5,7 @@ below is its one registration line (see docs/neurons.md). Every registered type'
 is exported.
 """
 
+from spikeforge.neurons.alif import ALIF as ALIF
 from spikeforge.neurons.base import (
     NEURONS,
     SpikingNeuron,
