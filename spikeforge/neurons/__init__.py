@@ -13,6 +13,7 @@ from spikeforge.neurons.base import (
     neuron_parameters,
     register_neuron,
 )
+from spikeforge.neurons.cubalif import CubaLIF as CubaLIF
 from spikeforge.neurons.lif import IF as IF
 from spikeforge.neurons.lif import LIF as LIF
 from spikeforge.neurons.lif import PLIF as PLIF
