@@ -50,6 +50,16 @@ def test_snntorch_leaky_default(beta):
     assert torch.equal(ours, ref)
 
 
+def test_snntorch_leaky_zero_reset():
+    snn = pytest.importorskip("snntorch")
+    x = drive(6, 0.8, 0.2)
+    leaky = snn.Leaky(beta=0.75, reset_mechanism="zero")  # reset_delay=True
+    ref, _ = snntorch_run(leaky, x, leaky.init_leaky())
+    ours = LIF(tau=4.0, decay_input=False, v_reset=0.0, fire_strict=True, reset_delay=True)(x)
+    assert ref.sum() > 100
+    assert torch.equal(ours, ref)
+
+
 @pytest.mark.parametrize("beta", [0.5, 0.9])
 def test_snntorch_leaky_without_reset_delay(beta):
     snn = pytest.importorskip("snntorch")
