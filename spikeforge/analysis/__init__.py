@@ -12,6 +12,11 @@
 from spikeforge.analysis.counters import COUNTERS, LayerOps, find_counter, register_counter
 from spikeforge.analysis.monitor import NoSpikingLayerError, OpsMonitor, SpikeMonitor
 from spikeforge.analysis.profile import EnergyModel, Profile, profile_model
+from spikeforge.analysis.run_metrics import final_metrics
+from spikeforge.train.engine import FINAL_METRICS
+
+if final_metrics not in FINAL_METRICS:
+    FINAL_METRICS.append(final_metrics)
 
 __all__ = [
     "COUNTERS",
@@ -21,6 +26,7 @@ __all__ = [
     "OpsMonitor",
     "Profile",
     "SpikeMonitor",
+    "final_metrics",
     "find_counter",
     "profile_model",
     "register_counter",
