@@ -250,7 +250,7 @@ def count_matmul(module: SpikeMatmul, inputs: tuple, output) -> LayerOps:
     or ``b`` holds spikes, multiply-accumulates when both are analog."""
     a, b = inputs[0].detach(), inputs[1].detach()
     ka, kb = input_kind(a), input_kind(b)
-    batch = math.prod(torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    batch = math.prod(output.shape[:-2])  # the broadcast batch dims
     dense = float(batch * a.shape[-2] * a.shape[-1] * b.shape[-1])
     if ka != "analog":
         ops = float((input_weight(a, ka) @ (b != 0).to(torch.float32)).sum(dtype=torch.float64))

@@ -162,6 +162,12 @@ class SpikeMonitor(FiringRateMonitor):
             )
         self._steps[name] = per_step if steps is None else steps + per_step
         prev = self._neuron.get(name)
+        if prev is not None and prev.shape != per_neuron.shape:
+            raise ValueError(
+                f"{name}: the layer ran on {prev.shape[0]} then {per_neuron.shape[0]} neurons per "
+                "sample; per-neuron statistics need one shape per module (give each call site "
+                "its own neuron module)"
+            )
         self._neuron[name] = per_neuron if prev is None else prev + per_neuron
         self._samples[name] += batch
 
