@@ -128,6 +128,8 @@ def plot_training(metrics: Mapping) -> Figure:
         raise ValueError("plot_training: metrics.json holds no train_loss per epoch")
     epochs = range(1, len(loss) + 1)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.2))
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     a.plot(epochs, loss, marker="o")
     a.set_xlabel("epoch")
     a.set_ylabel("training loss")
@@ -147,6 +149,7 @@ def plot_accuracy_vs_steps(accuracy: Sequence[float]) -> Figure:
         raise ValueError("plot_accuracy_vs_steps: no accuracies given")
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot(range(1, len(accuracy) + 1), accuracy, marker="o")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("time steps used")
     ax.set_ylabel("test accuracy")
     ax.set_title("Accuracy versus time steps")
