@@ -148,18 +148,36 @@ class _FanoutCache:
 FANOUTS = _FanoutCache()
 
 
-def _sum_ops(x: torch.Tensor, kind: str, fanout: torch.Tensor) -> float:
-    """``sum_n sum_i cost(x[n, i]) * fanout[i]`` with the batch reduced first."""
-    w = input_weight(x, kind).sum(0).to(torch.float64)
-    return float((w * fanout).sum())
+def batch_cost(x: torch.Tensor) -> tuple[str, torch.Tensor]:
+    """``(kind, c)`` with ``c = sum_n cost(x[n])`` over the leading (batch) dim.
+
+    The common case, spikes in {0, 1}, is recognised with read-only reductions
+    (min/max, sum, count of non-zeros: with every value in [0, 1], ``sum == nnz``
+    holds exactly when every non-zero value is 1), so monitoring stays cheap;
+    anything else goes through :func:`input_kind`.
+    """
+    x = x.detach()
+    if not x.is_floating_point():
+        x = x.float()
+    if x.numel() == 0:
+        return "spikes", x.sum(0)
+    lo, hi = torch.aminmax(x)
+    if float(lo) >= 0 and float(hi) <= 1:
+        c = x.sum(0)
+        if float(c.sum(dtype=torch.float64)) == int(torch.count_nonzero(x)):
+            return "spikes", c
+        return "analog", (x != 0).sum(0, dtype=torch.float32)
+    kind = input_kind(x)
+    return kind, input_weight(x, kind).sum(0)
 
 
 def _ops(x: torch.Tensor, sample_ndim: int, fanout: torch.Tensor, dense_per_sample: float):
+    """``sum_n sum_i cost(x[n, i]) * fanout[i]`` (batch reduced first) and the dense count."""
     if x.dim() == sample_ndim:  # an unbatched call
         x = x.unsqueeze(0)
     x = x.reshape(-1, *x.shape[x.dim() - sample_ndim :])
-    kind = input_kind(x)
-    ops = _sum_ops(x, kind, fanout)
+    kind, cost = batch_cost(x)
+    ops = float((cost.to(torch.float64) * fanout).sum())
     dense = dense_per_sample * x.shape[0]
     if kind == "analog":
         return LayerOps(macs=ops, dense=dense, kind=kind)
@@ -239,8 +257,9 @@ def count_avgpool(module: nn.Module, inputs: tuple, output) -> LayerOps:
     nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
 )
 def count_maxpool(module: nn.Module, inputs: tuple, output) -> LayerOps:
-    """Max pooling: comparisons (an OR on binary spikes), no synaptic operation."""
-    return LayerOps(kind=input_kind(inputs[0]))
+    """Max pooling: comparisons (an OR on binary spikes), no synaptic operation (its
+    input is not even inspected, which keeps monitoring cheap)."""
+    return LayerOps()
 
 
 @register_counter(SpikeMatmul)

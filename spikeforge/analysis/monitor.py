@@ -132,8 +132,10 @@ class SpikeMonitor(FiringRateMonitor):
                     f"{name}: neuron output must be time-first [T, B, ...], got {tuple(s.shape)}"
                 )
             flat = s.reshape(s.shape[0], s.shape[1], -1)
-            per_step = flat.sum((1, 2), dtype=torch.float64)
-            per_neuron = flat.sum((0, 1), dtype=torch.float64)
+            # One pass over the spikes: [T, neurons] counts, exact in float32 up to
+            # 2^24 samples; the small result is summed in float64.
+            counts = flat.sum(1, dtype=torch.float32).to(torch.float64)
+            per_step, per_neuron = counts.sum(1), counts.sum(0)
             self._accumulate(name, per_step, per_neuron, flat.shape[1])
             self._spikes[name] += float(per_step.sum())
             self._count[name] += s.numel()
