@@ -99,7 +99,7 @@ class Profile:
             {
                 "name": s.name,
                 "type": s.type,
-                "input": "/".join(sorted(s.kinds)),
+                "input": "/".join(sorted(s.kinds - {"none"})) or "-",
                 "sops_per_sample": s.sops / n,
                 "macs_per_sample": s.macs / n,
                 "dense_ops_per_sample": s.dense / n,
