@@ -21,8 +21,8 @@ from spikeforge.models import MODELS, register_model
 from spikeforge.train import load_trained
 
 SMALL = [
-    "data.name=digits8x8", "data.augment=[]", "model.channels=[8,16]", "model.backend=reference",
-    "optim.lr=0.005", "threads=1", "progress=false", "epochs=2",
+    "data.name=digits8x8", "data.augment=[]", "model.channels=[4,8]", "model.backend=reference",
+    "optim.lr=0.005", "threads=1", "progress=false", "epochs=1",
 ]
 
 
