@@ -260,3 +260,21 @@ def test_bad_input_is_named():
         profile_model(net, [])
     with pytest.raises(ValueError, match=">= 2 dims"):
         SpikeMatmul()(torch.ones(3), torch.ones(3))
+
+
+def test_input_classification():
+    from spikeforge.analysis.counters import batch_cost
+
+    cases = [
+        (torch.tensor([[0, 1.0, 1], [1, 0, 0]]), "spikes", [1, 1, 1]),
+        (torch.tensor([[0, 0.5, 1], [1, 0, 0]]), "analog", [1, 1, 1]),  # sum x^2 < sum x
+        (torch.tensor([[0, 2.0, 1], [1, 0, 0]]), "counts", [1, 2, 1]),
+        (torch.tensor([[0, -1.0, 1], [1, 0, 0]]), "spikes", [1, 1, 1]),  # NeuroBench's ±1
+        (torch.tensor([[2.0, 0.5], [0.5, -1]]), "analog", [2, 2]),
+        (torch.tensor([[0, 1.0, 1], [1, 0, 0]]).t(), "spikes", [2, 1]),  # non-contiguous
+        (torch.tensor([[0.5, 0.5, 1], [1, 0, 0]], dtype=torch.float64), "analog", [2, 1, 1]),
+        (torch.tensor([[0, 1, 1], [1, 0, 0]], dtype=torch.bool), "spikes", [1, 1, 1]),
+    ]
+    for x, kind, cost in cases:
+        k, c = batch_cost(x)
+        assert (k, c.tolist()) == (kind, cost), x

@@ -151,10 +151,13 @@ FANOUTS = _FanoutCache()
 def batch_cost(x: torch.Tensor) -> tuple[str, torch.Tensor]:
     """``(kind, c)`` with ``c = sum_n cost(x[n])`` over the leading (batch) dim.
 
-    The common case, spikes in {0, 1}, is recognised with read-only reductions
-    (min/max, sum, count of non-zeros: with every value in [0, 1], ``sum == nnz``
-    holds exactly when every non-zero value is 1), so monitoring stays cheap;
-    anything else goes through :func:`input_kind`.
+    The common case, spikes in {0, 1}, is recognised with read-only reductions,
+    so monitoring stays cheap: min/max, the sum, and ``sum(x^2)`` (one BLAS dot):
+    with every value in [0, 1], ``x^2 <= x`` with equality only at 0 and 1, so
+    ``sum(x^2) == sum(x)`` holds exactly when the input is binary. The float32
+    dot is exact while the spike count stays below 2^24; above that (or for a
+    non-contiguous input) the non-zero count replaces it (``sum == nnz``).
+    Anything else goes through :func:`input_kind`.
     """
     x = x.detach()
     if not x.is_floating_point():
@@ -164,7 +167,13 @@ def batch_cost(x: torch.Tensor) -> tuple[str, torch.Tensor]:
     lo, hi = torch.aminmax(x)
     if float(lo) >= 0 and float(hi) <= 1:
         c = x.sum(0)
-        if float(c.sum(dtype=torch.float64)) == int(torch.count_nonzero(x)):
+        total = float(c.sum(dtype=torch.float64))
+        if x.dtype == torch.float32 and x.is_contiguous() and total < 2**24:
+            flat = x.view(-1)
+            binary = float(torch.dot(flat, flat)) == total
+        else:
+            binary = int(torch.count_nonzero(x)) == total
+        if binary:
             return "spikes", c
         return "analog", (x != 0).sum(0, dtype=torch.float32)
     kind = input_kind(x)
