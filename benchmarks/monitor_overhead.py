@@ -14,6 +14,7 @@ the counting work, are those of a trained network). Writes
 
     python benchmarks/monitor_overhead.py --threads 2 --repeats 7
     python benchmarks/monitor_overhead.py --samples 256 --repeats 2   # smoke run
+    python benchmarks/monitor_overhead.py --threads 1 --samples 512 --repeats 2 --hook-times
 """
 
 from __future__ import annotations
@@ -51,6 +52,30 @@ def _model_and_batches(run_dir: str | None, samples: int, device: torch.device):
     return model.to(device).eval(), batches, cfg
 
 
+HOOK_SECONDS: dict[str, float] = {}
+
+
+def _time_hooks() -> None:
+    """Wrap every monitor hook with a timer (``--hook-times``): the hooks' own seconds,
+    free of the scheduling noise that the pass-to-pass difference carries."""
+    for cls, tag in ((SpikeMonitor, "neurons:"), (OpsMonitor, "ops:")):
+        orig = cls._hook
+
+        def make(self, name, *a, _orig=orig, _tag=tag):
+            hook = _orig(self, name, *a)
+
+            def timed(*args):
+                t0 = time.perf_counter()
+                out = hook(*args)
+                key = _tag + name
+                HOOK_SECONDS[key] = HOOK_SECONDS.get(key, 0.0) + time.perf_counter() - t0
+                return out
+
+            return timed
+
+        cls._hook = make
+
+
 @torch.no_grad()
 def _pass(model, batches, monitored: bool, device: torch.device) -> float:
     t0 = time.perf_counter()
@@ -75,12 +100,17 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--run-dir", help="use the trained weights of this run directory")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/...)")
+    p.add_argument("--hook-times", action="store_true",
+                   help="also time the hooks themselves (seconds per monitored pass)")
     args = p.parse_args()
+    if args.hook_times:
+        _time_hooks()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     model, batches, cfg = _model_and_batches(args.run_dir, args.samples, device)
     _pass(model, batches, False, device)
     _pass(model, batches, True, device)  # warm-up: kernels compiled, fan-out maps cached
+    HOOK_SECONDS.clear()
     plain, monitored = [], []
     for _ in range(args.repeats):
         plain.append(_pass(model, batches, False, device))
@@ -100,11 +130,15 @@ def main() -> None:
         "median_plain_s": mp,
         "median_monitored_s": mm,
         "overhead": mm / mp - 1.0,
+        "hook_seconds_per_pass": {k: v / args.repeats for k, v in HOOK_SECONDS.items()} or None,
         "command": "python benchmarks/monitor_overhead.py "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v),
     }
     print(f"eval pass of {result['samples']} samples: plain {mp:.3f} s, monitored {mm:.3f} s, "
           f"overhead {100 * result['overhead']:.1f}%")
+    if HOOK_SECONDS:
+        hooks = sum(HOOK_SECONDS.values()) / args.repeats
+        print(f"hooks' own time: {hooks:.3f} s per pass ({100 * hooks / mp:.1f}% of plain)")
     here = os.path.dirname(os.path.abspath(__file__))
     out = args.out or os.path.join(here, "results", f"monitor_overhead_{args.device}.json")
     with open(out, "w") as f:
