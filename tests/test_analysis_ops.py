@@ -278,3 +278,35 @@ def test_input_classification():
     for x, kind, cost in cases:
         k, c = batch_cost(x)
         assert (k, c.tolist()) == (kind, cost), x
+
+
+def test_final_metrics_survive_a_failing_counter():
+    from types import SimpleNamespace
+
+    from torch.utils.data import TensorDataset
+
+    from spikeforge.analysis import final_metrics
+    from spikeforge.analysis.counters import COUNTERS
+
+    class Broken(nn.Identity):
+        pass
+
+    @register_counter(Broken)
+    def _fail(module, inputs, output):
+        raise RuntimeError("counter exploded")
+
+    data = TensorDataset(torch.rand(5, 3), torch.zeros(5, dtype=torch.long))
+    trainer = SimpleNamespace(
+        cfg=SimpleNamespace(seed=0), bundle=SimpleNamespace(test=data), device="cpu",
+        to_time_first=lambda x, gen: x.unsqueeze(0).expand(2, *x.shape),
+        model=nn.Sequential(Broken(), IF(backend="reference")),
+    )
+    try:
+        assert final_metrics(trainer) == {"analysis_error": "RuntimeError: counter exploded"}
+        COUNTERS.pop(Broken)
+        m = final_metrics(trainer)
+        assert m["ops_samples"] == 5 and m["layer_statistics"]["neuron_layers"][0]["name"] == "1"
+        trainer.model = nn.Sequential(nn.Linear(3, 3))
+        assert final_metrics(trainer) == {}  # no spiking layer: nothing to add
+    finally:
+        COUNTERS.pop(Broken, None)

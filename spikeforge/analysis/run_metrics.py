@@ -8,9 +8,13 @@ imports ``spikeforge.analysis`` get them.
 
 from __future__ import annotations
 
+import logging
+
 from spikeforge.analysis.profile import EnergyModel, profile_model
 from spikeforge.neurons.base import SpikingNeuron
 from spikeforge.train.engine import _generator, derived_seed, iterate_batches
+
+log = logging.getLogger("spikeforge.analysis")
 
 #: Test samples profiled for metrics.json (the report takes its own --samples).
 FINAL_SAMPLES = 256
@@ -36,7 +40,11 @@ def final_metrics(trainer, result=None, energy: EnergyModel | None = None) -> di
     :data:`FINAL_SAMPLES` test samples; nothing for a model without spiking layers."""
     if not any(isinstance(m, SpikingNeuron) for m in trainer.model.modules()):
         return {}
-    p = profile_model(trainer.model, profile_batches(trainer, FINAL_SAMPLES), energy).to_dict()
+    try:
+        p = profile_model(trainer.model, profile_batches(trainer, FINAL_SAMPLES), energy).to_dict()
+    except Exception as e:  # a finished training run must still write its metrics
+        log.warning("spike / SOP / energy statistics failed: %s: %s", type(e).__name__, e)
+        return {"analysis_error": f"{type(e).__name__}: {e}"}
     keys = ("sops_per_sample", "macs_per_sample", "dense_ops_per_sample",
             "energy_uj_per_sample", "spikes_per_sample", "activation_sparsity", "energy_model")
     out = {k: p[k] for k in keys}
