@@ -254,7 +254,11 @@ class Recordings(EventDataset):
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
         try:
             events = self.read(*self.items[i])
-        except (CorruptSampleError, ImportError, MemoryError):
+        except CorruptSampleError as e:
+            if e.path == self.data[i]:
+                raise
+            raise CorruptSampleError(self.data[i], e.reason) from e  # name the sample in it
+        except (ImportError, MemoryError):
             raise
         except Exception as e:  # noqa: BLE001 - reported with the file's name
             raise CorruptSampleError(self.data[i], f"{type(e).__name__}: {e}") from e
@@ -473,7 +477,20 @@ def raw_events(name: str, cfg, split: str) -> RawEvents:
     idx = lay.splits.get(split, [])
     bad = scan(lay.recordings, lay.files, lay.check, idx) if lay.check else []
     drop = handle_bad(name, bad, skip, info)
-    return RawEvents(lay.recordings, [i for i in idx if i not in drop], skip, info)
+    keep = [i for i in idx if i not in drop]
+    require_samples(name, split, keep, info)
+    ds = RawEvents(lay.recordings, keep, skip, info)
+    ds.all_indices = list(idx)  # before the build-time check dropped any
+    return ds
+
+
+def require_samples(name: str, split: str, indices: Sequence[int], info: dict) -> None:
+    """A split left without samples is an error (training on nothing must not pass)."""
+    if not indices:
+        raise CorruptSampleError(
+            f"dataset {name!r}, split {split!r}",
+            f"no readable sample left ({info.get('skipped', 0)} skipped in all)",
+        )
 
 
 def _register(name: str) -> None:

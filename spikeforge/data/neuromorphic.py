@@ -69,6 +69,7 @@ from spikeforge.data.event_sets import (  # noqa: F401  (re-exported)
     dataset_root,
     handle_bad,
     layout,
+    require_samples,
     scan,
 )
 from spikeforge.data.events import CorruptSampleError  # noqa: F401  (re-exported)
@@ -123,6 +124,8 @@ def build_neuromorphic(name: str, cfg) -> DatasetBundle:
         idx = lay.splits.get(split, [])
         bad = scan(rec, lay.files, lay.check, idx) if lay.check else []
         drop = handle_bad(name, bad, skip, info)
+        keep = [i for i in idx if i not in drop]
+        require_samples(name, split, keep, info)
         key = {
             "dataset": name,
             "split": split if name not in ("cifar10dvs", "ncaltech101") else "all",
@@ -134,7 +137,7 @@ def build_neuromorphic(name: str, cfg) -> DatasetBundle:
             rec,
             transform,
             FrameCache(os.path.join(cache_root, name), key),
-            indices=[i for i in idx if i not in drop],
+            indices=keep,
             flatten=spec.audio,
             skip_corrupt=skip,
             source_name=rec.data.__getitem__,

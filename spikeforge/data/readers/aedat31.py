@@ -120,7 +120,7 @@ def _recording(path: str, sensor_size: tuple[int, int, int], stamp: tuple[int, i
     except _Bad as e:
         raise CorruptSampleError(path, str(e)) from None
     if not chunks:
-        return vision_events(path, [], [], [], [], sensor_size)
+        raise CorruptSampleError(path, "holds no polarity events (cut after its header?)")
     data = np.concatenate([c[0] for c in chunks])
     ts = np.concatenate([c[1].astype(np.int64) | (np.int64(c[2]) << 31) for c in chunks])
     keep = (data & 1).astype(bool)

@@ -67,7 +67,7 @@ def read(path: str, sensor_size: Sequence[int]) -> np.ndarray:
     if p.size and not np.isin(p, (0, 1)).all():
         bad = np.unique(p[~np.isin(p, (0, 1))])
         raise CorruptSampleError(
-            path, f"polarity must be 0 or 1, the file holds {bad[:5].tolist()}"
+            path, f"polarity must be 0 or 1, the file holds {bad[:5].astype(int).tolist()}"
         )
     t = np.rint(t_ms * 1000.0)
     if t.size and (t.min() < 0 or t.max() > 2**62):
