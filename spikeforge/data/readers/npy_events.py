@@ -65,13 +65,11 @@ def read(path: str, sensor_size: Sequence[int]) -> np.ndarray:
             bad = v[v != np.floor(v)][0]
             raise CorruptSampleError(path, f"{name} must be integers, the file holds {bad}")
     if p.size and not np.isin(p, (0, 1)).all():
-        bad = np.unique(p[~np.isin(p, (0, 1))])
-        raise CorruptSampleError(
-            path, f"polarity must be 0 or 1, the file holds {bad[:5].astype(int).tolist()}"
-        )
-    t = np.rint(t_ms * 1000.0)
-    if t.size and (t.min() < 0 or t.max() > 2**62):
+        bad = [int(v) if abs(v) < 2**62 else float(v) for v in np.unique(p[~np.isin(p, (0, 1))])]
+        raise CorruptSampleError(path, f"polarity must be 0 or 1, the file holds {bad[:5]}")
+    if t_ms.size and (t_ms.min() < 0 or t_ms.max() > 2**52 / 1000):
         raise CorruptSampleError(
             path, f"timestamps in [{t_ms.min()}, {t_ms.max()}] ms are out of range"
         )
+    t = np.rint(t_ms * 1000.0)
     return vision_events(path, t.astype(np.int64), x, y, p, sensor_size)
