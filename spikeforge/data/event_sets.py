@@ -166,6 +166,7 @@ def missing(spec: Spec, root: str) -> list[str]:
 
 
 def not_found_message(spec: Spec, root: str, lost: list[str]) -> str:
+    """The error text for missing files ``lost``: what, and how to get them."""
     loc = os.path.join(root, spec.folder)
     lines = [f"dataset {spec.name!r} is not under data.root={root!r}; missing:"]
     lines += [f"  - {m}" for m in lost]
