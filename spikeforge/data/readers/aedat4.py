@@ -22,7 +22,8 @@ whole inside the file (before the table), decompress completely, be a
 flatbuffer of the type its stream declares whose offsets stay inside it, and
 the index table must list exactly these packets (offset of the packet's
 header or of its payload -- writers differ --, stream, size, element count,
-first and last timestamp). A file without a table (``dataTablePosition``
+first and last timestamp). The build-time check walks the packet headers
+only (no decompression). A file without a table (``dataTablePosition``
 -1, a recording not closed) is read to its end; cut exactly between two
 packets it cannot be told from a shorter recording.
 """
@@ -189,14 +190,19 @@ def _decompress(data: bytes, compression: int, what: str) -> bytes:
     try:
         if compression in (1, 2):
             import lz4.frame
-
+        else:
+            import zstandard
+    except ImportError as e:
+        raise ImportError(
+            f"AEDAT4 files with {COMPRESSION[compression]} packets need: pip install lz4 zstandard"
+        ) from e
+    try:
+        if compression in (1, 2):
             d = lz4.frame.LZ4FrameDecompressor()
             out = d.decompress(data, max_length=MAX_PACKET)
             if not d.eof or d.unused_data or not d.needs_input:
                 raise _Bad(f"{what}: its LZ4 frame is cut short or followed by stray bytes")
             return out
-        import zstandard
-
         d = zstandard.ZstdDecompressor().decompressobj()
         out = d.decompress(data)
         if not d.eof or d.unused_data or len(out) > MAX_PACKET:
@@ -221,7 +227,9 @@ def _events_stats(buf: bytes, what: str) -> tuple[int, int, int]:
     return n, b.i64(start), b.i64(start + (n - 1) * EVENT_BYTES)
 
 
-def _walk(path: str) -> tuple[list[_Packet], dict, int]:
+def _walk(path: str, decode: bool = True) -> tuple[list[_Packet], dict, int]:
+    """Walk the packets (and the index table); without ``decode`` only their
+    headers and sizes are checked (no decompression: the build-time check)."""
     size = os.stat(path).st_size
     packets: list[_Packet] = []
     with open(path, "rb") as f:
@@ -241,6 +249,10 @@ def _walk(path: str) -> tuple[list[_Packet], dict, int]:
                     f"{'the index table' if table_pos >= 0 else 'the end of the file'} "
                     "(truncated?)"
                 )
+            if not decode:
+                f.seek(n, 1)
+                pos += 8 + n
+                continue
             buf = _decompress(f.read(n), compression, what)
             kind = streams[sid][0]
             if kind == "EVTS":
@@ -250,7 +262,10 @@ def _walk(path: str) -> tuple[list[_Packet], dict, int]:
                 count, t0, t1 = -1, 0, 0
             packets.append(_Packet(pos, sid, n, count, t0, t1))
             pos += 8 + n
-        if table_pos >= 0:
+        if table_pos >= 0 and not decode:
+            if table_pos == size:
+                raise _Bad("the index table is missing: the file ends where its header puts it")
+        elif table_pos >= 0:
             f.seek(table_pos)
             _check_table(f.read(), compression, packets)
     return packets, streams, compression
@@ -288,11 +303,10 @@ def _check_table(raw: bytes, compression: int, packets: list[_Packet]) -> None:
 
 
 def check(path: str) -> str | None:
-    """Cheap check: the magic bytes and the header (full framing is checked on read)."""
-    size = os.stat(path).st_size
+    """Cheap check: the header, and every packet's header and size in place
+    (packets are decompressed and the index table compared on read)."""
     try:
-        with open(path, "rb") as f:
-            _header(f, size)
+        _walk(path, decode=False)
     except _Bad as e:
         return str(e)
     return None
