@@ -2,8 +2,9 @@
 
 Registered names (``spikeforge datasets``); docs/data.md lists each one's
 files, release formats, time units and splits. The files are found and read
-by :mod:`spikeforge.data.event_sets` with the validating readers of
-:mod:`spikeforge.data.readers` (Tonic decodes where its reader works); the
+by :mod:`spikeforge.data.event_sets` and :mod:`spikeforge.data.event_splits`
+with the validating readers of :mod:`spikeforge.data.readers` (Tonic
+decodes where its reader works); the
 same raw events are public through ``get_raw_events(name, cfg, split)``.
 
 - ``nmnist``: ``NMNIST/{Train,Test}/<digit>/*.bin``; official 60,000 / 10,000.
@@ -68,10 +69,9 @@ from spikeforge.data.event_sets import (  # noqa: F401  (re-exported)
     Spec,
     dataset_root,
     handle_bad,
-    layout,
-    require_samples,
     scan,
 )
+from spikeforge.data.event_splits import layout, require_samples
 from spikeforge.data.events import CorruptSampleError  # noqa: F401  (re-exported)
 from spikeforge.data.frames import FrameCache, FramesDataset, FrameTransform
 from spikeforge.data.registry import DatasetBundle, register_dataset
