@@ -62,7 +62,7 @@ class CorruptSampleError(RuntimeError):
     one file holds several), ``reason`` says what is wrong."""
 
     def __init__(self, path: str, reason: str):
-        super().__init__(f"corrupt or truncated sample file {path}: {reason}")
+        super().__init__(f"corrupt or truncated data in {path}: {reason}")
         self.path = path
         self.reason = reason
 
@@ -120,8 +120,8 @@ class SkippingView(Dataset):
                     self.report.setdefault("skipped_files", []).append(e.path)
                 log.warning("skipping %s (%d skipped so far)", e, self.skipped_count())
         raise CorruptSampleError(
-            "every sample of this split",
-            f"all {n} are corrupt ({self.skipped_count()} skipped in all)",
+            f"all {n} samples of this split",
+            f"every one is corrupt ({self.skipped_count()} skipped in all)",
         )
 
 
