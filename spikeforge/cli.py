@@ -2,7 +2,8 @@
 
 ``spikeforge train`` trains from a YAML config (none: the default spiking CNN on
 the embedded MNIST digits, offline, on the CPU); ``spikeforge eval`` reloads a
-run and reports its test accuracy; ``spikeforge config`` prints the resolved
+run and reports its test accuracy; ``spikeforge report`` writes a run's HTML
+report (spikes, SOPs, energy, plots); ``spikeforge config`` prints the resolved
 config; ``spikeforge datasets`` lists the registered datasets.
 """
 
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--config", metavar="FILE", help="YAML config file to merge over the defaults")
     c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
+    _report_parser(sub)
     sub.add_parser(
         "datasets",
         help="list the registered datasets",
@@ -77,9 +79,43 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _report_parser(sub) -> None:
+    r = sub.add_parser(
+        "report",
+        help="write an HTML report of a run (spikes, SOPs, energy per layer, plots)",
+        description="Reload the trained model of RUN_DIR, profile it on test samples and write "
+        "RUN_DIR/report.html (one self-contained page: metrics, per-layer spikes / SOPs / "
+        "energy, plots embedded) and the plots under RUN_DIR/report/; prints the summary.",
+    )
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by spikeforge train")
+    r.add_argument("--out", metavar="FILE", help="HTML file to write (default RUN_DIR/report.html)")
+    r.add_argument("--format", choices=("png", "svg"), default="png", help="plot format")
+    r.add_argument("--samples", type=int, default=256, help="test samples to profile (256)")
+    r.add_argument("--e-ac", type=float, default=0.9, help="energy per accumulate, pJ (0.9)")
+    r.add_argument("--e-mac", type=float, default=4.6, help="energy per MAC, pJ (4.6)")
+
+
+def _report(args) -> int:
+    from rich.console import Console
+
+    from spikeforge.analysis import EnergyModel, NoSpikingLayerError
+    from spikeforge.analysis.report import make_report, print_summary
+
+    try:
+        report = make_report(
+            args.run_dir, args.out, args.format, args.samples, EnergyModel(args.e_ac, args.e_mac)
+        )
+    except (NoSpikingLayerError, ValueError) as e:
+        print(f"spikeforge report: error: {e}", file=sys.stderr)
+        return 2
+    print_summary(report, Console())
+    return 0
+
+
 def _train(args) -> int:
     from rich.console import Console
 
+    import spikeforge.analysis  # noqa: F401  (adds spike / SOP / energy figures to metrics.json)
     from spikeforge.train import Trainer, load_config
 
     console = None if args.quiet else Console(stderr=True)
@@ -159,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     from spikeforge.train.config import ConfigError
 
     args = _parser().parse_args(argv)
-    handler = {"train": _train, "eval": _eval, "config": _config, "datasets": _datasets}
+    handler = {
+        "train": _train, "eval": _eval, "config": _config, "datasets": _datasets, "report": _report
+    }
     try:
         return handler[args.command](args)
     except (ConfigError, FileNotFoundError) as e:

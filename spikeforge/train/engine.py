@@ -39,6 +39,11 @@ from spikeforge.train.config import RunConfig, config_from_dict, config_to_dict
 
 log = logging.getLogger("spikeforge.train")
 
+#: Callables ``fn(trainer, result) -> dict`` whose entries ``_finish`` adds to
+#: ``metrics.json``: the extension point through which ``spikeforge.analysis``
+#: (which train/ may not import) adds spike, SOP and energy statistics.
+FINAL_METRICS: list = []
+
 
 def derived_seed(seed: int, *parts: int) -> int:
     """A 63-bit seed from the run seed and integers (epoch, stream id)."""
@@ -302,6 +307,8 @@ class Trainer:
             "dataset": self.cfg.data.name,
             "time_steps": self.cfg.data.time_steps,
         }
+        for fn in FINAL_METRICS:
+            metrics.update(fn(self, result))
         atomic_write_text(os.path.join(self.run_dir, "metrics.json"), json.dumps(metrics, indent=1))
         log.info(
             "done: test accuracy %.4f after %d epochs, %.1f s of training",
