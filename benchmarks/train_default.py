@@ -17,6 +17,7 @@ guide, not a same-machine comparison. Writes
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -35,10 +36,11 @@ ANCHORS = {
 }
 
 
-def epoch_figures(cum_seconds: list[float], accuracies: list[float]) -> dict:
-    """From cumulative training seconds and test accuracy after each epoch: the seconds
-    until the accuracy first reached 97% (``None`` if never) and the median epoch time."""
-    per_epoch = [b - a for a, b in zip([0.0, *cum_seconds[:-1]], cum_seconds)]
+def epoch_figures(per_epoch: list[float], accuracies: list[float]) -> dict:
+    """From the training seconds of each epoch and the test accuracy after it: the
+    seconds until the accuracy first reached 97% (``None`` if never) and the median
+    epoch time."""
+    cum_seconds = list(itertools.accumulate(per_epoch))
     return {
         "seconds_to_97": next((s for s, a in zip(cum_seconds, accuracies) if a >= 0.97), None),
         "median_seconds_per_epoch": statistics.median(per_epoch),
