@@ -123,7 +123,7 @@ def _train(args) -> int:
 
     console = None if args.quiet else Console(stderr=True)
     if args.resume:
-        if args.config or args.overrides or args.dataset or args.out or args.force:
+        if args.config or args.overrides or args.dataset or args.out is not None or args.force:
             raise RunDirError(
                 "spikeforge train --resume RUN_DIR continues the run with its own config.yaml; "
                 "do not pass --config, --dataset, --out, --force or overrides with it"
@@ -135,9 +135,9 @@ def _train(args) -> int:
         if args.dataset:
             overrides.append(f"data.name={args.dataset}")
         cfg = load_config(args.config, overrides)
-        out = args.out or os.path.join(
-            "runs", f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        )
+        out = args.out
+        if out is None:
+            out = os.path.join("runs", f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         plan_new_run(out, cfg, args.force)  # refuse now, before the data are loaded
         _STOPPED_RUN[0] = out
         trainer = Trainer(cfg, out, console, force=args.force)
