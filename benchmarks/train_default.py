@@ -4,7 +4,7 @@ Runs the default config (the one ``spikeforge train`` uses with no arguments)
 once per neuron backend and reports, per backend: best and final test accuracy,
 training seconds until the test accuracy first reached 97%, and the median
 seconds per epoch (training only, evaluation excluded — the convention of
-``ANCHORS.md``), beside the anchor figures of SpikingJelly 2.0 and snnTorch
+``docs/anchors.md``), beside the anchor figures of SpikingJelly 2.0 and snnTorch
 measured on 2026-11-23 on the 2-core VMs of that week (processor not recorded; the
 kernel benchmarks of those days ran on AMD EPYC Zen 5): on another processor they are a
 guide, not a same-machine comparison. Writes
@@ -29,7 +29,7 @@ from neurons import device_name  # benchmarks/neurons.py, beside this script
 
 from spikeforge.train import Trainer, load_config
 
-# ANCHORS.md, "Default training on the embedded digits", 2 CPU cores, torch 2.13.
+# docs/anchors.md, "Default training on the embedded digits", 2 CPU cores, torch 2.13.
 ANCHORS = {
     "SpikingJelly 2.0 LIF, T=4, MSE on firing rate": {"best": 0.975, "t97": 39, "s_epoch": 4.2},
     "snnTorch 1.0 Leaky, T=4, mse_count_loss": {"best": 0.978, "t97": 108, "s_epoch": 4.7},

@@ -204,7 +204,12 @@ def _one_line(e: BaseException) -> str:
 def _interrupted() -> str:
     run = _STOPPED_RUN[0]
     if run is None or not os.path.exists(os.path.join(run, "config.yaml")):
-        return "interrupted (Ctrl-C); nothing was written"
+        return "interrupted (Ctrl-C) before the run started; nothing was written"
+    if not os.path.exists(os.path.join(run, "checkpoint.json")):
+        return (
+            f"interrupted (Ctrl-C) in the first epoch; {run} holds no checkpoint yet; "
+            f"resume with `spikeforge train --resume {run}` (it starts over from epoch 0)"
+        )
     return (
         f"interrupted (Ctrl-C); {run} keeps its last checkpoint; "
         f"resume with `spikeforge train --resume {run}`"
@@ -219,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     _STOPPED_RUN[0] = None
     try:
         args = _parser().parse_args(argv)
+        if args.command in ("train", "eval"):
+            from spikeforge.runtime import prepare_process
+
+            prepare_process()  # before torch is imported: it reads OMP_WAIT_POLICY once
         handler = {"train": _train, "eval": _eval, "config": _config, "datasets": _datasets}
         return handler[args.command](args)
     except SystemExit as e:

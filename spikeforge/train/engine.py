@@ -34,6 +34,7 @@ from spikeforge.functional.encoding import direct_encode, poisson_encode, rate_e
 from spikeforge.functional.loss import LOSSES
 from spikeforge.models import build_model
 from spikeforge.neurons import FiringRateMonitor
+from spikeforge.runtime import auto_threads
 from spikeforge.train import rundir
 from spikeforge.train.checkpoint import (
     CONFIG_KEY,
@@ -44,7 +45,6 @@ from spikeforge.train.checkpoint import (
     save_checkpoint,
 )
 from spikeforge.train.config import RunConfig
-from spikeforge.train.threads import auto_threads
 
 log = logging.getLogger("spikeforge.train")
 
