@@ -122,7 +122,7 @@ def _train(args) -> int:
     from spikeforge.train.rundir import plan_new_run
 
     console = None if args.quiet else Console(stderr=True)
-    if args.resume:
+    if args.resume is not None:
         if args.config or args.overrides or args.dataset or args.out is not None or args.force:
             raise RunDirError(
                 "spikeforge train --resume RUN_DIR continues the run with its own config.yaml; "
