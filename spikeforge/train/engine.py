@@ -275,16 +275,7 @@ class Trainer:
     def fit(self) -> dict:
         """Train the remaining epochs, then write ``model.safetensors`` and ``metrics.json``."""
         cfg = self.cfg
-        text, fingerprint = rundir.config_text(cfg)
-        if self.plan is None:
-            self.plan = rundir.plan_new_run(self.run_dir, cfg, self.force)
-            if self.plan in ("resume", "restart"):  # the same config: continue it
-                self.config_sha256 = rundir.read_config(self.run_dir)[1]
-                if self.plan == "resume":
-                    self._load_checkpoint()
-        if self.plan in ("new", "replace"):
-            self.config_sha256 = fingerprint
-        rundir.claim(self.run_dir, self.plan, text)
+        self._claim_run_dir()
         self._setup_logging()
         log.info(
             "run %s: dataset %s (%d train / %d test), model %s, %d parameters, T=%d, device %s, "
@@ -346,6 +337,22 @@ class Trainer:
         if result is None:
             result = self.evaluate()
         return self._finish(result)
+
+    def _claim_run_dir(self) -> None:
+        """Check ``run_dir`` (:func:`rundir.plan_new_run`, unless :meth:`resume` planned
+        already), load the checkpoint of a stopped run of the same config, then make the
+        directory ready and write ``config.yaml`` (:func:`rundir.claim`). Under several
+        processes only one may call this, before the others start writing."""
+        text, fingerprint = rundir.config_text(self.cfg)
+        if self.plan is None:
+            self.plan = rundir.plan_new_run(self.run_dir, self.cfg, self.force)
+            if self.plan in ("resume", "restart"):  # the same config: continue it
+                self.config_sha256 = rundir.read_config(self.run_dir)[1]
+                if self.plan == "resume":
+                    self._load_checkpoint()
+        if self.plan in ("new", "replace"):
+            self.config_sha256 = fingerprint
+        rundir.claim(self.run_dir, self.plan, text)
 
     def _finish(self, result: EvalResult) -> dict:
         atomic_save_tensors(
