@@ -276,3 +276,18 @@ def test_eval_refuses_weights_of_another_run(finished, tmp_path, capsys):
     rc, _, err = cli(capsys, "eval", str(mixed))
     assert_one_error_line(rc, err, "model.safetensors", "another run", "config.yaml")
     assert snapshot(mixed) == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_cuda_run_on_a_cpu_machine_is_named_not_called_damaged(finished, tmp_path, capsys):
+    _, run = finished
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved)
+    text = (moved / "config.yaml").read_text()
+    (moved / "config.yaml").write_text(text.replace("device: cpu", "device: cuda"))
+    before = snapshot(moved)
+    for argv in (["eval", str(moved)], ["train", "--quiet", "--resume", str(moved)]):
+        rc, _, err = cli(capsys, *argv)
+        line = assert_one_error_line(rc, err, "config.yaml", "cannot run here", "device")
+        assert "damaged" not in line
+    assert snapshot(moved) == before

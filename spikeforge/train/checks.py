@@ -15,6 +15,11 @@ from __future__ import annotations
 from spikeforge.train.config import ConfigError
 
 
+class UnavailableError(ConfigError):
+    """A config this installation cannot run (no CUDA, a fused backend that cannot run
+    here); the config itself may be fine elsewhere."""
+
+
 def _lookup(value: str, registry, key: str, what: str) -> None:
     if value not in registry:
         names = ", ".join(sorted(registry))
@@ -36,7 +41,7 @@ def check_device(name: str) -> None:
 
     if name == "cuda" and not torch.cuda.is_available():
         build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
-        raise ConfigError(
+        raise UnavailableError(
             f"device is 'cuda' but torch sees no CUDA device (torch {torch.__version__}, "
             f"{build}); use device=cpu, or device=auto to take CUDA when there is one"
         )
@@ -53,7 +58,7 @@ def check_backend(backend: str, device_name: str) -> None:
     if backend in dispatch.BACKENDS:
         reason = dispatch.unavailable_reason(backend, resolved_device(device_name))
         if reason is not None:
-            raise ConfigError(
+            raise UnavailableError(
                 f"model.backend={backend} cannot run here: {reason}; "
                 "use model.backend=auto (the fastest that runs) or reference"
             )

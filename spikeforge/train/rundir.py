@@ -42,6 +42,7 @@ from spikeforge.train.checkpoint import (
     load_tensors,
     read_pointer,
 )
+from spikeforge.train.checks import UnavailableError
 from spikeforge.train.config import ConfigError, RunConfig, config_from_dict, config_to_dict
 
 CONFIG = "config.yaml"
@@ -93,6 +94,8 @@ def read_config(run_dir: str) -> tuple[RunConfig, str, dict]:
         raise DamagedFileError(path, "run config is damaged (not a mapping of keys)")
     try:
         cfg = config_from_dict(values)
+    except UnavailableError as e:  # a run of another machine
+        raise RunDirError(f"{path}: this run cannot run here: {e}") from None
     except ConfigError as e:
         raise DamagedFileError(path, f"run config is damaged or was edited ({e})") from None
     return cfg, config_fingerprint(values), values
@@ -298,9 +301,9 @@ def claim(out: str, plan: str, text: str | None = None) -> None:
         state = inspect_dir(out)
         keep = {"replace": set(), "restart": {CONFIG, LOG}}.get(plan)
         doomed = [n for n in state.own if ".tmp." in n]
-        if keep is not None:
-            doomed += [n for n in state.own if n not in keep and ".tmp." not in n]
-        doomed.sort(key=lambda n: (n != POINTER, n == CONFIG))
+        if keep is not None:  # config.yaml of a replaced run is replaced, not deleted
+            doomed += [n for n in state.own if n not in keep | {CONFIG} and ".tmp." not in n]
+        doomed.sort(key=lambda n: n != POINTER)
         for name in doomed:
             os.remove(os.path.join(out, name))
         if plan in ("new", "replace"):
