@@ -12,8 +12,8 @@ arguments: ``default_cnn`` on ``mnist5k``, the fused CPU kernel) over
   are busy at the start, else unset; ``unset``; ``PASSIVE``; ``ACTIVE``: whether
   threads at a barrier spin or sleep; read once when torch loads OpenMP, so each
   value runs in its own process),
-- numba's threading layer (``NUMBA_THREADING_LAYER``: its default, ``omp``,
-  ``workqueue``; ``tbb`` where installed),
+- numba's threading layer (``NUMBA_THREADING_LAYER``: its default, which is ``omp``
+  without tbb, and ``workqueue``; ``tbb`` where installed),
 
 each alone and beside one busy process (a CPU-bound Python loop this script starts
 and stops). Each setting runs ``--warmup`` steps, then ``--steps`` timed steps;
@@ -47,8 +47,10 @@ POLICIES = ("auto", "unset", "PASSIVE", "ACTIVE")
 
 
 def numba_layers() -> list[str]:
-    """numba's threading layers that can load here, its default first."""
-    layers = ["default", "omp", "workqueue"]
+    """numba's threading layers to compare: its default (``omp`` where tbb is not
+    installed, the JSON's ``numba_layer_used`` says), ``workqueue``, and ``tbb`` where
+    installed (``--layers default,omp,workqueue`` names ``omp`` explicitly)."""
+    layers = ["default", "workqueue"]
     try:
         import tbb  # noqa: F401
 
