@@ -109,7 +109,9 @@ class ModelConfig:
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"{prefix}.dropout must be in [0, 1), got {self.dropout}")
         if not self.channels or any(c < 1 for c in self.channels):
-            raise ConfigError(f"{prefix}.channels must be a list of positive ints")
+            raise ConfigError(
+                f"{prefix}.channels must be a list of positive ints, got {self.channels}"
+            )
         _positive(self.hidden, f"{prefix}.hidden")
 
 
@@ -326,6 +328,9 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
                 loaded = yaml.safe_load(f)
         except FileNotFoundError as e:
             raise ConfigError(f"config file not found: {path}") from e
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or e
+            raise ConfigError(f"cannot read config file {path}: {reason}") from e
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
         if loaded is not None and not isinstance(loaded, dict):
