@@ -48,6 +48,11 @@ CONFIG_MISTAKES = [
     (["data.bogus=1"], ["unknown config key 'data.bogus'", "time_steps"]),
     (["epochs"], ["epochs", "key.sub=value"]),
     (["--config", "/nonexistent/c.yaml"], ["config file not found", "/nonexistent/c.yaml"]),
+    (["--config", "/"], ["cannot read config file /"]),
+    (["model.v_reset=1.5"], ["model.v_reset", "< 1"]),
+    (["optim.momentum=1"], ["optim.momentum", "< 1"]),
+    (["model.alpha=-2"], ["model.alpha", "> 0"]),
+    (["data.denoise_time=.inf"], ["data.denoise_time", "finite"]),
 ]
 if torch.cuda.is_available():  # pragma: no cover  (CPU-only CI)
     NO_DEVICE = []
