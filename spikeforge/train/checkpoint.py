@@ -30,28 +30,18 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from spikeforge.errors import DamagedFileError
+from spikeforge.io import (  # noqa: F401  (atomic_write_* re-exported for the engine)
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+)
 
 POINTER = "checkpoint.json"
 DIGEST_KEY = "spikeforge.sha256"
 CONFIG_KEY = "spikeforge.config_sha256"
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Text version of :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode())
 
 
 def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -67,14 +57,12 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
 def atomic_save_tensors(
     tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str] | None = None
 ) -> None:
-    """Save tensors as safetensors at ``path`` atomically, with their digest in the
-    metadata (``spikeforge.sha256``) beside ``metadata``."""
-    tmp = f"{path}.tmp.{os.getpid()}"
+    """Save tensors as safetensors at ``path`` atomically
+    (:func:`spikeforge.io.atomic_write`), with their digest in the metadata
+    (``spikeforge.sha256``) beside ``metadata``."""
     clean = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
-    save_file(clean, tmp, metadata={**(metadata or {}), DIGEST_KEY: tensors_digest(clean)})
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    data = save(clean, metadata={**(metadata or {}), DIGEST_KEY: tensors_digest(clean)})
+    atomic_write(path, lambda f: f.write(data))
 
 
 def load_tensors(path: str, what: str = "tensors") -> tuple[dict[str, torch.Tensor], dict]:

@@ -50,10 +50,11 @@ WEIGHTS = "model.safetensors"
 METRICS = "metrics.json"
 LOG = "train.log"
 MARKER = "# spikeforge run config, written by `spikeforge train`; --resume and eval read it"
-#: Names of the files a run writes (and their temporaries from a killed write).
+#: Names of the files a run writes (and their temporaries from a killed write:
+#: ``spikeforge.io.atomic_write``'s ``NAME.<pid>.<hex>.tmp``, older ``NAME.tmp.<pid>``).
 OWN_FILE = re.compile(
     r"(config\.yaml|model\.safetensors|metrics\.json|train\.log|checkpoint\.json"
-    r"|ckpt-epoch\d+\.safetensors)(\.tmp\.\d+)?"
+    r"|ckpt-epoch\d+\.safetensors)(\.tmp\.\d+|\.\d+\.[0-9a-f]{8}\.tmp)?"
 )
 #: Keys that do not change what a run computes: a run of the same config up to
 #: these is the same run.
@@ -289,6 +290,10 @@ def plan_resume(run_dir: str) -> str:
     return "resume"
 
 
+def _is_tmp(name: str) -> bool:
+    return name.endswith(".tmp") or ".tmp." in name
+
+
 def claim(out: str, plan: str, text: str | None = None) -> None:
     """Make ``out`` ready for the run that :func:`plan_new_run` or
     :func:`plan_resume` planned: delete the files of the run being replaced
@@ -300,9 +305,9 @@ def claim(out: str, plan: str, text: str | None = None) -> None:
         os.makedirs(out, exist_ok=True)
         state = inspect_dir(out)
         keep = {"replace": set(), "restart": {CONFIG, LOG}}.get(plan)
-        doomed = [n for n in state.own if ".tmp." in n]
+        doomed = [n for n in state.own if _is_tmp(n)]
         if keep is not None:  # config.yaml of a replaced run is replaced, not deleted
-            doomed += [n for n in state.own if n not in keep | {CONFIG} and ".tmp." not in n]
+            doomed += [n for n in state.own if n not in keep | {CONFIG} and not _is_tmp(n)]
         doomed.sort(key=lambda n: n != POINTER)
         for name in doomed:
             os.remove(os.path.join(out, name))
