@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
         help="continue a stopped run from its last checkpoint (takes no other config)",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar or log on the terminal")
+    t.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="data-parallel over N processes: execs torchrun --nproc-per-node N -m spikeforge "
+        "train with the other arguments (DDP; NCCL on GPUs, Gloo on the CPU)",
+    )
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
     e = sub.add_parser(
@@ -70,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
     sub.add_parser(
+        "models",
+        help="list the registered models with parameter counts and input shapes",
+        description="List every model name usable as model.name, its parameter count "
+        "(built for 10 classes at its example input shape) and the inputs it takes.",
+    )
+    sub.add_parser(
         "datasets",
         help="list the registered datasets",
         description="List every dataset name usable as data.name / --dataset.",
@@ -82,7 +95,12 @@ def _train(args) -> int:
 
     from spikeforge.train import Trainer, load_config
 
-    console = None if args.quiet else Console(stderr=True)
+    if args.nproc is not None:
+        return _exec_torchrun(args)
+    from spikeforge.train import distributed
+
+    ctx = distributed.setup(_device_key(args))
+    console = None if args.quiet or not ctx.is_main else Console(stderr=True)
     if args.resume:
         if args.config or args.overrides or args.dataset or args.out:
             raise SystemExit(
@@ -98,12 +116,15 @@ def _train(args) -> int:
         out = args.out or os.path.join(
             "runs", f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
+        out = ctx.broadcast(out)  # under torchrun every rank uses rank 0's clock
         if os.path.exists(os.path.join(out, "checkpoint.json")):
             raise SystemExit(
                 f"{out} already holds a run; continue it with --resume {out} or pick another --out"
             )
         trainer = Trainer(cfg, out, console)
     metrics = trainer.fit()
+    if not ctx.is_main:
+        return 0
     print(
         json.dumps(
             {
@@ -115,6 +136,59 @@ def _train(args) -> int:
             }
         )
     )
+    return 0
+
+
+def _device_key(args) -> str:
+    """The run's ``device`` key, read before the Trainer exists (to pick NCCL or Gloo)."""
+    from spikeforge.train import load_config
+    from spikeforge.train.engine import load_run_config
+
+    if args.resume:
+        return load_run_config(args.resume).device
+    return load_config(args.config, list(args.overrides)).device
+
+
+def _exec_torchrun(args) -> int:
+    """``spikeforge train --nproc N ...``: replace this process by torchrun running
+    ``-m spikeforge train ...`` in N processes (the rest of the arguments unchanged)."""
+    from spikeforge.train.distributed import torchrun_argv
+
+    argv = list(sys.argv[1:]) if args.argv is None else list(args.argv)
+    # drop "--nproc N" / "--nproc=N" and the leading "train"
+    rest, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc=") or (i == 0 and a == "train"):
+            continue
+        rest.append(a)
+    if args.out is None and not args.resume:
+        # one run directory for all ranks, named here rather than by N clocks
+        rest += ["--out", os.path.join("runs", f"run-{time.strftime('%Y%m%d-%H%M%S')}")]
+    cmd = torchrun_argv(args.nproc, rest)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(cmd[0], cmd)
+    return 0  # pragma: no cover - execv does not return
+
+
+def _models(args) -> int:
+    from spikeforge.models import MODEL_INFO, MODELS, build_model
+    from spikeforge.train.config import ModelConfig
+
+    cfg = ModelConfig()
+    print(f"{'name':18s} {'parameters':>11s}  example input  takes")
+    for name in MODELS:
+        info = MODEL_INFO[name]
+        model = build_model(name, info.example_shape, 10, cfg, time_steps=4)
+        n = sum(p.numel() for p in model.parameters())
+        shape = "x".join(str(d) for d in info.example_shape)
+        print(f"{name:18s} {n:11,d}  {shape:13s}  {info.input}")
     return 0
 
 
@@ -156,13 +230,21 @@ def _datasets(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``spikeforge`` console script."""
+    from spikeforge.models import ModelInputError
     from spikeforge.train.config import ConfigError
 
     args = _parser().parse_args(argv)
-    handler = {"train": _train, "eval": _eval, "config": _config, "datasets": _datasets}
+    args.argv = argv
+    handler = {
+        "train": _train,
+        "eval": _eval,
+        "config": _config,
+        "datasets": _datasets,
+        "models": _models,
+    }
     try:
         return handler[args.command](args)
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, FileNotFoundError, ModelInputError) as e:
         print(f"spikeforge {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -77,7 +77,11 @@ class ModelConfig:
     ``neuron``: ``lif``, ``plif`` or ``if``; the neuron parameters as in
     :class:`spikeforge.neurons.LIF`; ``backend``: kernel choice (``auto``,
     ``reference``, ``cpu``, ``triton``); ``channels``: conv widths;
-    ``hidden``: MLP width."""
+    ``hidden``: MLP width; ``norm``: ``bn`` (BatchNorm over time and batch),
+    ``tdbn`` (threshold-dependent BN) or ``none``, for ``default_cnn`` and the
+    VGGs; ``width``: multiplies the zoo models' channel widths (1.0 = the
+    papers'); ``connect``: SEW-ResNet's residual join (``add``, ``and``,
+    ``iand``, ``or``). ``spikeforge models`` lists the models."""
 
     name: str = "default_cnn"
     neuron: str = "lif"
@@ -91,6 +95,9 @@ class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64])
     hidden: int = 256
     dropout: float = 0.0
+    norm: str = "bn"
+    width: float = 1.0
+    connect: str = "add"
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
@@ -107,12 +114,20 @@ class ModelConfig:
             raise ConfigError(f"{prefix}.dropout must be in [0, 1), got {self.dropout}")
         if not self.channels or any(c < 1 for c in self.channels):
             raise ConfigError(f"{prefix}.channels must be a list of positive ints")
+        from spikeforge.layers.norm import NORMS
+        from spikeforge.layers.residual import JOINS
+
+        _choice(self.norm, tuple(NORMS), f"{prefix}.norm")
+        _choice(self.connect, tuple(JOINS), f"{prefix}.connect")
+        if not self.width > 0:
+            raise ConfigError(f"{prefix}.width must be > 0, got {self.width}")
 
 
 @dataclass
 class OptimConfig:
-    """``optim:`` section: ``name`` (``adam``, ``adamw``, ``sgd``), learning rate,
-    weight decay, momentum (sgd) and the schedule (``cosine`` or ``none``)."""
+    """``optim:`` section: ``name`` (``adam``, ``adamw``, ``sgd``: the registry
+    ``spikeforge.train.engine.OPTIMIZERS``), learning rate, weight decay,
+    momentum (sgd) and the schedule (``cosine`` or ``none``)."""
 
     name: str = "adam"
     lr: float = 5e-3
@@ -126,19 +141,57 @@ class OptimConfig:
         _choice(self.scheduler, ("cosine", "none"), f"{prefix}.scheduler")
         if not self.lr > 0:
             raise ConfigError(f"{prefix}.lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"{prefix}.weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"{prefix}.momentum must be in [0, 1), got {self.momentum}")
 
 
 @dataclass
 class LossConfig:
-    """``loss:`` section. ``name``: ``ce`` (cross-entropy on the output averaged
-    over time), ``tet`` (TET, Deng et al. 2022: mean over t of the per-step
-    cross-entropy) or ``mse_rate`` (MSE between firing rate and one-hot)."""
+    """``loss:`` section. ``name``: a loss of ``spikeforge.functional.loss.LOSSES``:
+    ``ce`` (cross-entropy on the output averaged over time), ``tet`` (TET, Deng et
+    al. 2022: mean over t of the per-step cross-entropy, plus ``lam`` times the
+    MSE of the outputs to ``phi``) or ``mse_rate`` (MSE between firing rate and
+    one-hot). ``label_smoothing`` (``ce``, ``tet``) in ``[0, 1)``; ``lam`` (the
+    paper's lambda) in ``[0, 1]`` and ``phi`` (``tet``). A parameter the chosen
+    loss does not take is an error when set (``LOSS_PARAMS`` says which)."""
 
     name: str = "tet"
+    label_smoothing: float = 0.0
+    lam: float = 0.0
+    phi: float = 1.0
+
+    def params(self) -> dict[str, float]:
+        """The loss parameters as keyword arguments."""
+        return {k: getattr(self, k) for k in ("label_smoothing", "lam", "phi")}
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
-        _choice(self.name, ("ce", "tet", "mse_rate"), f"{prefix}.name")
+        from spikeforge.functional.loss import check_loss_params
+
+        defaults = LossConfig(name=self.name).params()
+        try:
+            check_loss_params(self.name, self.params(), defaults)
+        except ValueError as e:
+            raise ConfigError(str(e).replace("loss.", f"{prefix}.")) from e
+
+
+@dataclass
+class TrainConfig:
+    """``train:`` section. ``precision``: ``fp32`` or ``bf16`` (forward and loss
+    under ``torch.autocast`` with bfloat16, on the CPU and on CUDA; weights,
+    gradients and optimizer state stay float32); ``grad_clip``: clip the global
+    gradient norm to this value before each step (null: no clipping)."""
+
+    precision: str = "fp32"
+    grad_clip: float | None = None
+
+    def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        _choice(self.precision, ("fp32", "bf16"), f"{prefix}.precision")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"{prefix}.grad_clip must be > 0 or null, got {self.grad_clip}")
 
 
 @dataclass
@@ -155,6 +208,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self, prefix: str = "") -> None:
         """Check every section; raise :class:`ConfigError` naming the first bad key."""

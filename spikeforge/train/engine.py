@@ -26,9 +26,10 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from spikeforge.data import DatasetBundle, get_dataset
 from spikeforge.functional.encoding import direct_encode, poisson_encode, rate_encode
-from spikeforge.functional.loss import LOSSES
+from spikeforge.functional.loss import build_loss
 from spikeforge.models import build_model
 from spikeforge.neurons import FiringRateMonitor
+from spikeforge.train import distributed
 from spikeforge.train.checkpoint import (
     atomic_save_tensors,
     atomic_write_text,
@@ -38,6 +39,18 @@ from spikeforge.train.checkpoint import (
 from spikeforge.train.config import RunConfig, config_from_dict, config_to_dict
 
 log = logging.getLogger("spikeforge.train")
+
+OPTIMIZERS = {
+    "adam": lambda params, o: torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay),
+    "adamw": lambda params, o: torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay),
+    "sgd": lambda params, o: torch.optim.SGD(
+        params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
+    ),
+}
+"""Optimizers by name (``optim.name``): ``fn(parameters, optim_config) -> Optimizer``."""
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+"""``train.precision`` -> the autocast dtype (None: no autocast)."""
 
 
 def derived_seed(seed: int, *parts: int) -> int:
@@ -91,13 +104,22 @@ class Trainer:
         self.console = console
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = self._device(cfg.device)
+        self.dist = distributed.setup(cfg.device)
+        self.device = distributed.device_for(self.dist, self._device(cfg.device))
         self.bundle: DatasetBundle = get_dataset(cfg.data.name, cfg.data)
         torch.manual_seed(cfg.seed)
         self.model = build_model(
-            cfg.model.name, self.bundle.input_shape, self.bundle.num_classes, cfg.model
+            cfg.model.name,
+            self.bundle.input_shape,
+            self.bundle.num_classes,
+            cfg.model,
+            time_steps=cfg.data.time_steps,
+            dataset=cfg.data.name,
         ).to(self.device)
-        self.loss_fn = LOSSES[cfg.loss.name]
+        # The DDP wrapper for training forwards; self.model stays the plain module.
+        self.net = self.dist.wrap(self.model, self.device)
+        self.loss_fn = build_loss(cfg.loss.name, **cfg.loss.params())
+        self.autocast_dtype = PRECISIONS[cfg.train.precision]
         self.steps_per_epoch = math.ceil(len(self.bundle.train) / cfg.data.batch_size)
         self.optimizer = self._optimizer()
         self.scheduler = None
@@ -125,13 +147,12 @@ class Trainer:
         return torch.device(name)
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        o = self.cfg.optim
-        params = self.model.parameters()
-        if o.name == "adam":
-            return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
-        if o.name == "adamw":
-            return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        return OPTIMIZERS[self.cfg.optim.name](self.model.parameters(), self.cfg.optim)
+
+    def autocast(self):
+        """``torch.autocast`` to ``train.precision`` (a no-op context for fp32)."""
+        dtype = self.autocast_dtype
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=bool(dtype))
 
     @classmethod
     def resume(cls, run_dir: str, console=None) -> Trainer:
@@ -177,14 +198,20 @@ class Trainer:
                     x = self.bundle.train_transform(x, gen)
                 xt = self.to_time_first(x, gen)
                 y = y.to(self.device)
-                out = self.model(xt)
-                loss = self.loss_fn(out, y)
+                # Every rank encodes the global batch alike, then keeps its share.
+                part, scale = self.dist.shard(len(y))
+                xt, y = xt[:, part], y[part]
+                with self.autocast():
+                    out = self.net(xt)
+                    loss = self.loss_fn(out.float(), y)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"epoch {epoch + 1}: training loss became {loss.item()}; lower optim.lr"
                     )
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * scale if scale != 1.0 else loss).backward()
+                if cfg.train.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
                 self.optimizer.step()
                 if self.scheduler is not None:
                     self.scheduler.step()
@@ -200,6 +227,7 @@ class Trainer:
                         rate=mon.mean_rate(),
                     )
             rate = mon.mean_rate()
+        total_loss, correct, seen = self.dist.all_sum([total_loss, correct, seen])
         return total_loss / seen, correct / seen, rate
 
     @torch.no_grad()
@@ -211,7 +239,8 @@ class Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         with FiringRateMonitor(self.model) as mon:
             for x, y in iterate_batches(dataset, max(256, self.cfg.data.batch_size), None):
-                out = self.model(self.to_time_first(x, gen))
+                with self.autocast():
+                    out = self.model(self.to_time_first(x, gen)).float()
                 y = y.to(self.device)
                 total_loss += float(self.loss_fn(out, y)) * len(y)
                 correct += int((out.mean(0).argmax(1) == y).sum())
@@ -221,10 +250,12 @@ class Trainer:
     def fit(self) -> dict:
         """Train the remaining epochs, then write ``model.safetensors`` and ``metrics.json``."""
         cfg = self.cfg
-        os.makedirs(self.run_dir, exist_ok=True)
-        self._setup_logging()
+        main = self.dist.is_main  # only rank 0 writes files and logs
+        if main:
+            os.makedirs(self.run_dir, exist_ok=True)
+            self._setup_logging()
         config_path = os.path.join(self.run_dir, "config.yaml")
-        if not os.path.exists(config_path):
+        if main and not os.path.exists(config_path):
             atomic_write_text(config_path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         log.info(
             "run %s: dataset %s (%d train / %d test), model %s, %d parameters, T=%d, device %s%s",
@@ -238,7 +269,7 @@ class Trainer:
             self.device,
             f", resuming after epoch {self.start_epoch}" if self.start_epoch else "",
         )
-        progress = self._progress()
+        progress = self._progress() if main else None
         result = None
         with progress if progress is not None else _nullcontext():
             for epoch in range(self.start_epoch, cfg.epochs):
@@ -277,15 +308,14 @@ class Trainer:
                     "train_seconds": self.train_seconds,
                     "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 }
-                save_checkpoint(self.run_dir, epoch + 1, self.model, self.optimizer, state)
+                if main:
+                    save_checkpoint(self.run_dir, epoch + 1, self.model, self.optimizer, state)
+                self.dist.barrier()
         if result is None:
             result = self.evaluate()
         return self._finish(result)
 
     def _finish(self, result: EvalResult) -> dict:
-        atomic_save_tensors(
-            self.model.state_dict(), os.path.join(self.run_dir, "model.safetensors")
-        )
         h = self.history
         metrics = {
             "test_accuracy": result.accuracy,
@@ -302,6 +332,13 @@ class Trainer:
             "dataset": self.cfg.data.name,
             "time_steps": self.cfg.data.time_steps,
         }
+        if self.dist.enabled:
+            metrics["world_size"] = self.dist.world_size
+        if not self.dist.is_main:
+            return metrics
+        atomic_save_tensors(
+            self.model.state_dict(), os.path.join(self.run_dir, "model.safetensors")
+        )
         atomic_write_text(os.path.join(self.run_dir, "metrics.json"), json.dumps(metrics, indent=1))
         log.info(
             "done: test accuracy %.4f after %d epochs, %.1f s of training",
