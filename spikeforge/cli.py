@@ -67,6 +67,40 @@ def _parser() -> argparse.ArgumentParser:
         "and evaluate it on the test split; prints accuracy and firing rates as JSON.",
     )
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by spikeforge train")
+    e.add_argument(
+        "--time-steps",
+        metavar="T1,T2,...",
+        help="evaluate at each of these numbers of time steps (event data re-binned from its "
+        "events at each T); prints accuracy and mean firing rate per T",
+    )
+
+    s = sub.add_parser(
+        "simulate",
+        help="run a trained run's test split through the event-driven simulator",
+        description="Lower the model of RUN_DIR to event-driven stages and run the test "
+        "split's raw events through it (spikeforge.deploy); prints accuracy, synaptic "
+        "operations and events per sample, events per second and latency to decision.",
+    )
+    s.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by spikeforge train")
+    s.add_argument(
+        "--event-driven",
+        action="store_true",
+        help="no clock: each event updates only the neurons it reaches (the default mode)",
+    )
+    s.add_argument(
+        "--grid",
+        action="store_true",
+        help="events batched on the trained time grid instead (reproduces the clock-driven "
+        "network exactly)",
+    )
+    s.add_argument("--dataset", metavar="NAME", help="event dataset (default: the run's)")
+    s.add_argument("--limit", type=int, metavar="N", help="only the first N test samples")
+    s.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="synaptic delay in the events' time unit (default 0: depth-first delivery)",
+    )
 
     c = sub.add_parser(
         "config",
@@ -195,6 +229,19 @@ def _models(args) -> int:
 def _eval(args) -> int:
     from spikeforge.train import load_trained
 
+    if args.time_steps:
+        from spikeforge.train.evaluate import evaluate_time_steps
+
+        try:
+            steps = [int(t) for t in args.time_steps.split(",")]
+        except ValueError:
+            raise SystemExit(
+                f"spikeforge eval: error: --time-steps takes integers like 1,2,4,8; "
+                f"got {args.time_steps!r}"
+            ) from None
+        rows = evaluate_time_steps(args.run_dir, steps)
+        print(json.dumps({"run_dir": args.run_dir, "time_steps": rows}, indent=1))
+        return 0
     trainer = load_trained(args.run_dir)
     result = trainer.evaluate()
     print(
@@ -208,6 +255,17 @@ def _eval(args) -> int:
             indent=1,
         )
     )
+    return 0
+
+
+def _simulate(args) -> int:
+    from spikeforge.deploy.simulate import simulate_run
+
+    if args.grid and args.event_driven:
+        raise SystemExit("spikeforge simulate: error: choose --event-driven or --grid, not both")
+    mode = "grid" if args.grid else "events"
+    print(json.dumps(simulate_run(args.run_dir, mode, args.dataset, args.limit, args.delay),
+                     indent=1))
     return 0
 
 
@@ -241,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": _config,
         "datasets": _datasets,
         "models": _models,
+        "simulate": _simulate,
     }
     try:
         return handler[args.command](args)

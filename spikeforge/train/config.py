@@ -178,17 +178,44 @@ class LossConfig:
 
 
 @dataclass
+class MTTConfig:
+    """``train.mtt:`` mixed time-step training (Du et al., ICLR 2025;
+    :mod:`spikeforge.train.mtt`). ``enabled``: on/off; ``cut_points``: names of the
+    model's modules where a new stage starts (``spikeforge models`` / the model's
+    ``named_modules``; stage 0 starts at the input); ``time_steps``: the set each
+    stage's ``T`` is drawn from; ``samples``: temporal configurations per iteration
+    (their losses are summed); ``sampler``: ``independent`` (each stage its own
+    ``T``) or ``shared`` (one ``T`` for all stages)."""
+
+    enabled: bool = False
+    cut_points: list[str] = field(default_factory=list)
+    time_steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    samples: int = 1
+    sampler: str = "independent"
+
+    def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        _positive(self.samples, f"{prefix}.samples")
+        _choice(self.sampler, ("independent", "shared"), f"{prefix}.sampler")
+        if not self.time_steps or any(t < 1 for t in self.time_steps):
+            raise ConfigError(f"{prefix}.time_steps must be a non-empty list of ints >= 1")
+
+
+@dataclass
 class TrainConfig:
     """``train:`` section. ``precision``: ``fp32`` or ``bf16`` (forward and loss
     under ``torch.autocast`` with bfloat16, on the CPU and on CUDA; weights,
     gradients and optimizer state stay float32); ``grad_clip``: clip the global
-    gradient norm to this value before each step (null: no clipping)."""
+    gradient norm to this value before each step (null: no clipping); ``mtt``:
+    mixed time-step training (:class:`MTTConfig`)."""
 
     precision: str = "fp32"
     grad_clip: float | None = None
+    mtt: MTTConfig = field(default_factory=MTTConfig)
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        self.mtt.validate(f"{prefix}.mtt")
         _choice(self.precision, ("fp32", "bf16"), f"{prefix}.precision")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"{prefix}.grad_clip must be > 0 or null, got {self.grad_clip}")

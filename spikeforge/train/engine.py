@@ -119,6 +119,11 @@ class Trainer:
         # The DDP wrapper for training forwards; self.model stays the plain module.
         self.net = self.dist.wrap(self.model, self.device)
         self.loss_fn = build_loss(cfg.loss.name, **cfg.loss.params())
+        self.mtt = None
+        if cfg.train.mtt.enabled:
+            from spikeforge.train.mtt import MixedTimeSteps
+
+            self.mtt = MixedTimeSteps(self.model, cfg.train.mtt.cut_points)
         self.autocast_dtype = PRECISIONS[cfg.train.precision]
         self.steps_per_epoch = math.ceil(len(self.bundle.train) / cfg.data.batch_size)
         self.optimizer = self._optimizer()
@@ -170,17 +175,34 @@ class Trainer:
         return trainer
 
     # -- data -----------------------------------------------------------------
-    def to_time_first(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """A batch from the dataset as the model input ``[T, B, ...]``."""
+    def to_time_first(
+        self, x: torch.Tensor, generator: torch.Generator | None, time_steps: int | None = None
+    ) -> torch.Tensor:
+        """A batch from the dataset as the model input ``[T, B, ...]``: static inputs
+        encoded over ``time_steps`` (default ``data.time_steps``); event frames keep
+        theirs, or pass through MTT's communication table to ``time_steps``."""
         x = x.to(self.device, non_blocking=True)
         d = self.cfg.data
+        t = d.time_steps if time_steps is None else time_steps
         if self.bundle.temporal:
-            return x.transpose(0, 1)
+            if t == x.shape[1]:
+                return x.transpose(0, 1)
+            from spikeforge.train.mtt import retime
+
+            return retime(x.transpose(0, 1), t)
         if d.encoding == "direct":
-            return direct_encode(x, d.time_steps)
+            return direct_encode(x, t)
         if d.encoding == "rate":
-            return rate_encode(x, d.time_steps, generator)
-        return poisson_encode(x, d.time_steps, generator)
+            return rate_encode(x, t, generator)
+        return poisson_encode(x, t, generator)
+
+    def _configurations(self, generator: torch.Generator) -> list[list[int] | None]:
+        """The temporal configurations of one iteration: ``[None]`` (the fixed ``T``)
+        without MTT, else ``train.mtt.samples`` draws of per-stage ``T``."""
+        if self.mtt is None:
+            return [None]
+        m = self.cfg.train.mtt
+        return [self.mtt.sample(m.time_steps, m.sampler, generator) for _ in range(m.samples)]
 
     # -- loops ----------------------------------------------------------------
     def train_epoch(self, epoch: int, progress=None, task=None) -> tuple[float, float, float]:
@@ -196,20 +218,26 @@ class Trainer:
             for x, y in iterate_batches(self.bundle.train, cfg.data.batch_size, order):
                 if self.bundle.train_transform is not None:
                     x = self.bundle.train_transform(x, gen)
-                xt = self.to_time_first(x, gen)
                 y = y.to(self.device)
                 # Every rank encodes the global batch alike, then keeps its share.
                 part, scale = self.dist.shard(len(y))
-                xt, y = xt[:, part], y[part]
-                with self.autocast():
-                    out = self.net(xt)
-                    loss = self.loss_fn(out.float(), y)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"epoch {epoch + 1}: training loss became {loss.item()}; lower optim.lr"
-                    )
+                y = y[part]
                 self.optimizer.zero_grad(set_to_none=True)
-                (loss * scale if scale != 1.0 else loss).backward()
+                # One configuration (the fixed T), or MTT's samples: their losses add up.
+                for steps in self._configurations(gen):
+                    if steps is not None:
+                        self.mtt.set(steps)
+                    xt = self.to_time_first(x, gen, None if steps is None else steps[0])
+                    xt = xt[:, part]
+                    with self.autocast():
+                        out = self.net(xt)
+                        loss = self.loss_fn(out.float(), y)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"epoch {epoch + 1}: training loss became {loss.item()}; "
+                            "lower optim.lr"
+                        )
+                    (loss * scale if scale != 1.0 else loss).backward()
                 if cfg.train.grad_clip is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
                 self.optimizer.step()
@@ -235,6 +263,8 @@ class Trainer:
         """Accuracy, loss and firing rates on the test split (deterministic)."""
         dataset = self.bundle.test if dataset is None else dataset
         self.model.eval()
+        if self.mtt is not None:
+            self.mtt.set(self.cfg.data.time_steps)
         gen = _generator(derived_seed(self.cfg.seed, 0, 3))
         total_loss, correct, seen = 0.0, 0, 0
         with FiringRateMonitor(self.model) as mon:
