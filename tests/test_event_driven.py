@@ -151,3 +151,45 @@ def test_unsupported_layers_are_named():
                            IF()), (1, 6, 6))
     with pytest.raises(DeploymentError, match="no spiking neurons"):
         lower_model(_chain(TimeDistributed(nn.Linear(4, 4))), (4,))
+
+
+def test_simulate_dataset_grid_predictions_equal_the_model_on_frames():
+    from spikeforge.data.events import VISION_EVENT_DTYPE, EventDataset
+    from spikeforge.data.frames import events_to_frames
+    from spikeforge.deploy.event_driven import simulate_dataset
+
+    rng = np.random.default_rng(1)
+
+    class Fake(EventDataset):
+        sensor_size, num_classes = (6, 5, 2), 3
+
+        def __init__(self):
+            self.items = []
+            for k in range(6):
+                n = int(rng.integers(20, 60))
+                ev = np.zeros(n, VISION_EVENT_DTYPE)
+                ev["t"] = np.sort(rng.integers(0, 10_000, n))
+                ev["x"], ev["y"], ev["p"] = rng.integers(0, 6, n), rng.integers(0, 5, n), \
+                    rng.integers(0, 2, n)
+                self.items.append((ev, k % 3))
+
+        def __len__(self):
+            return len(self.items)
+
+        def __getitem__(self, i):
+            return self.items[i]
+
+    torch.manual_seed(0)
+    model = nn.Sequential(TimeDistributed(nn.Conv2d(2, 3, 3, padding=1, bias=False)),
+                          IF(v_threshold=0.5, v_reset=None, backend="reference"), Flatten(),
+                          TimeDistributed(nn.Linear(3 * 5 * 6, 3, bias=False)))
+    net = lower_model(model, (2, 5, 6))
+    ds = Fake()
+    res = simulate_dataset(EventDrivenSimulator(net, mode="grid"), ds, 4, keep_samples=True)
+    for (ev, _), r in zip(ds.items, res.per_sample):
+        frames = torch.from_numpy(np.asarray(events_to_frames(ev, (6, 5, 2), n_time_bins=4)))
+        with torch.no_grad():
+            ref = model.double()(frames.double().unsqueeze(1))[:, 0].sum(0).numpy()
+        np.testing.assert_allclose(r.scores, ref, rtol=1e-9, atol=1e-9)
+    ev_res = simulate_dataset(EventDrivenSimulator(net, mode="events"), ds, 4)
+    assert ev_res.samples == 6 and ev_res.sops_per_sample > 0 and ev_res.events_per_second > 0
