@@ -7,7 +7,7 @@ clock-driven at T in {1, 2, 4, 8, 16} (frames re-binned from the events at each 
 and fully event-driven (no clock, ``spikeforge simulate --event-driven``) on the
 1,000 test digits. Writes ``benchmarks/results/mtt_nmnist_sim.json``::
 
-    python benchmarks/mtt_nmnist_sim.py [--epochs 4] [--out-dir runs/mtt]
+    python benchmarks/mtt_nmnist_sim.py [--epochs 4] [--mtt-steps 1,2,4,8,16] [--samples 1]
 """
 
 from __future__ import annotations
@@ -36,12 +36,17 @@ COMMON = [
 EVAL_T = [1, 2, 4, 8, 16]
 
 
-def run(name: str, overrides: list[str], epochs: int, out_dir: str) -> dict:
+def run(name: str, overrides: list[str], epochs: int, out_dir: str, reuse: bool) -> dict:
     run_dir = os.path.join(out_dir, name)
     cfg = load_config(None, ["data.name=nmnist-sim", f"epochs={epochs}", *COMMON, *overrides])
+    done = os.path.join(run_dir, "metrics.json")
     t0 = time.perf_counter()
-    metrics = Trainer(cfg, run_dir).fit()
-    train_s = time.perf_counter() - t0
+    if reuse and os.path.exists(done):
+        with open(done) as f:
+            metrics = json.load(f)
+    else:
+        metrics = Trainer(cfg, run_dir).fit()
+    train_s = metrics.get("seconds", time.perf_counter() - t0)
     clock = evaluate_time_steps(run_dir, EVAL_T)
     events = simulate_run(run_dir, mode="events")
     accs = [r["accuracy"] for r in clock]
@@ -62,21 +67,27 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--fixed-T", type=int, default=4)
     p.add_argument("--out-dir", default="runs/mtt-nmnist-sim")
+    p.add_argument("--mtt-steps", default="1,2,4,8,16",
+                   help="the set MTT draws each stage's T from; the frames are built at its max")
+    p.add_argument("--samples", type=int, default=1, help="MTT configurations per iteration")
     p.add_argument("--out", default="benchmarks/results/mtt_nmnist_sim.json")
+    p.add_argument("--reuse", action="store_true", help="keep finished runs in --out-dir")
     a = p.parse_args()
     torch.set_num_threads(2)
-    fixed = run("fixed", [f"data.time_steps={a.fixed_T}"], a.epochs, a.out_dir)
+    fixed = run("fixed", [f"data.time_steps={a.fixed_T}"], a.epochs, a.out_dir, a.reuse)
+    steps = [int(t) for t in a.mtt_steps.split(",")]
     mtt = run(
         "mtt",
         [
-            "data.time_steps=8",
+            f"data.time_steps={max(steps)}",
             "train.mtt.enabled=true",
             "train.mtt.cut_points=[features.2]",
-            "train.mtt.time_steps=[1,2,4,8]",
-            "train.mtt.samples=2",
+            f"train.mtt.time_steps=[{','.join(map(str, steps))}]",
+            f"train.mtt.samples={a.samples}",
         ],
         a.epochs,
         a.out_dir,
+        a.reuse,
     )
     ed_mtt = mtt["event_driven"]["accuracy"]
     checks = {
@@ -86,7 +97,8 @@ def main() -> None:
         "mtt_varies_less_across_T": mtt["clock_driven_spread"] < fixed["clock_driven_spread"],
     }
     out = {
-        "command": f"python benchmarks/mtt_nmnist_sim.py --epochs {a.epochs} --fixed-T {a.fixed_T}",
+        "command": f"python benchmarks/mtt_nmnist_sim.py --epochs {a.epochs} --fixed-T "
+        f"{a.fixed_T} --mtt-steps {a.mtt_steps} --samples {a.samples}",
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
