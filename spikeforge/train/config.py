@@ -9,6 +9,7 @@ YAML file, then ``key.sub=value`` overrides from the command line.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,8 +17,10 @@ from typing import Any
 
 import yaml
 
+from spikeforge.errors import SpikeforgeError
 
-class ConfigError(ValueError):
+
+class ConfigError(SpikeforgeError, ValueError):
     """A bad configuration: the message names the key and what was wrong."""
 
 
@@ -67,8 +70,8 @@ class DataConfig:
             raise ConfigError(f"{prefix}.frame_overlap must be in [0, 1), got {self.frame_overlap}")
         if self.frame_scale is not None and not 0 < self.frame_scale <= 1:
             raise ConfigError(f"{prefix}.frame_scale must be in (0, 1], got {self.frame_scale}")
-        if self.denoise_time is not None and not self.denoise_time > 0:
-            raise ConfigError(f"{prefix}.denoise_time must be > 0, got {self.denoise_time}")
+        if self.denoise_time is not None:
+            _bounded(self.denoise_time, f"{prefix}.denoise_time", low=0, low_open=True)
 
 
 @dataclass
@@ -82,7 +85,11 @@ class ModelConfig:
     ``{tau_syn: 4}`` for ``cubalif``, ``{fire_strict: true}`` for any); the resolved
     config lists the type's own parameters with their defaults; ``backend``: kernel
     choice (``auto``, ``reference``, ``cpu``, ``triton``); ``channels``: conv widths;
-    ``hidden``: MLP width."""
+    ``hidden``: MLP width; ``norm``: ``bn`` (BatchNorm over time and batch),
+    ``tdbn`` (threshold-dependent BN) or ``none``, for ``default_cnn`` and the
+    VGGs; ``width``: multiplies the zoo models' channel widths (1.0 = the
+    papers'); ``connect``: SEW-ResNet's residual join (``add``, ``and``,
+    ``iand``, ``or``). ``spikeforge models`` lists the models."""
 
     name: str = "default_cnn"
     neuron: str = "lif"
@@ -97,24 +104,35 @@ class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64])
     hidden: int = 256
     dropout: float = 0.0
+    norm: str = "bn"
+    width: float = 1.0
+    connect: str = "add"
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
-        from spikeforge.neurons import NEURONS
-
-        _choice(self.neuron, tuple(NEURONS), f"{prefix}.neuron")
-        _choice(self.backend, ("auto", "reference", "cpu", "triton"), f"{prefix}.backend")
-        _choice(
-            self.surrogate,
-            ("sigmoid", "atan", "fast_sigmoid", "rectangle", "triangle"),
-            f"{prefix}.surrogate",
-        )
-        if self.tau < 1:
-            raise ConfigError(f"{prefix}.tau must be >= 1, got {self.tau}")
+        # neuron, surrogate and backend are checked against their registries in
+        # spikeforge.train.checks (called by RunConfig.validate).
+        _bounded(self.tau, f"{prefix}.tau", low=1)
+        _bounded(self.v_threshold, f"{prefix}.v_threshold", low=0, low_open=True)
+        if self.v_reset is not None:
+            # A reset at or above the threshold would make the neuron fire at every step.
+            _bounded(self.v_reset, f"{prefix}.v_reset", high=self.v_threshold, high_open=True)
+        if self.alpha is not None:
+            _bounded(self.alpha, f"{prefix}.alpha", low=0, low_open=True)
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"{prefix}.dropout must be in [0, 1), got {self.dropout}")
         if not self.channels or any(c < 1 for c in self.channels):
-            raise ConfigError(f"{prefix}.channels must be a list of positive ints")
+            raise ConfigError(
+                f"{prefix}.channels must be a list of positive ints, got {self.channels}"
+            )
+        _positive(self.hidden, f"{prefix}.hidden")
+        from spikeforge.layers.norm import NORMS
+        from spikeforge.layers.residual import JOINS
+
+        _choice(self.norm, tuple(NORMS), f"{prefix}.norm")
+        _choice(self.connect, tuple(JOINS), f"{prefix}.connect")
+        if not self.width > 0:
+            raise ConfigError(f"{prefix}.width must be > 0, got {self.width}")
         self.neuron_params = _neuron_params(self, f"{prefix}.neuron_params")
 
 
@@ -122,7 +140,7 @@ def _neuron_params(model: ModelConfig, key: str) -> dict:
     """``model.neuron_params`` checked against the registered type's constructor: known
     names, values of the annotated types, the type's own defaults filled in, and the
     type's own range checks (by building one neuron on the reference backend)."""
-    from spikeforge.functional.surrogate import get_surrogate
+    from spikeforge.functional.surrogate import SURROGATES, get_surrogate
     from spikeforge.neurons.base import (
         NEURONS,
         config_kwargs,
@@ -130,7 +148,9 @@ def _neuron_params(model: ModelConfig, key: str) -> dict:
         own_parameters,
     )
 
-    cls = NEURONS[model.neuron]
+    cls = NEURONS.get(model.neuron)
+    if cls is None:  # an unknown name is reported by train.checks, naming the choices
+        return dict(model.neuron_params)
     types = neuron_parameter_types(cls)
     out = {}
     for name, value in model.neuron_params.items():
@@ -144,6 +164,8 @@ def _neuron_params(model: ModelConfig, key: str) -> dict:
     for name, p in own_parameters(cls).items():
         if p.default is not p.empty:
             out.setdefault(name, p.default)
+    if model.surrogate not in SURROGATES:  # reported by train.checks
+        return out
     common = dict(tau=model.tau, v_threshold=model.v_threshold, v_reset=model.v_reset,
                   detach_reset=model.detach_reset, backend="reference",
                   surrogate=get_surrogate(model.surrogate, model.alpha))
@@ -156,8 +178,9 @@ def _neuron_params(model: ModelConfig, key: str) -> dict:
 
 @dataclass
 class OptimConfig:
-    """``optim:`` section: ``name`` (``adam``, ``adamw``, ``sgd``), learning rate,
-    weight decay, momentum (sgd) and the schedule (``cosine`` or ``none``)."""
+    """``optim:`` section: ``name`` (``adam``, ``adamw``, ``sgd``: the registry
+    ``spikeforge.train.engine.OPTIMIZERS``), learning rate, weight decay,
+    momentum (sgd) and the schedule (``cosine`` or ``none``)."""
 
     name: str = "adam"
     lr: float = 5e-3
@@ -169,21 +192,85 @@ class OptimConfig:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
         _choice(self.name, ("adam", "adamw", "sgd"), f"{prefix}.name")
         _choice(self.scheduler, ("cosine", "none"), f"{prefix}.scheduler")
-        if not self.lr > 0:
-            raise ConfigError(f"{prefix}.lr must be > 0, got {self.lr}")
+        _bounded(self.lr, f"{prefix}.lr", low=0, low_open=True)
+        _bounded(self.weight_decay, f"{prefix}.weight_decay", low=0)
+        _bounded(self.momentum, f"{prefix}.momentum", low=0, high=1, high_open=True)
 
 
 @dataclass
 class LossConfig:
-    """``loss:`` section. ``name``: ``ce`` (cross-entropy on the output averaged
-    over time), ``tet`` (TET, Deng et al. 2022: mean over t of the per-step
-    cross-entropy) or ``mse_rate`` (MSE between firing rate and one-hot)."""
+    """``loss:`` section. ``name``: a loss of ``spikeforge.functional.loss.LOSSES``:
+    ``ce`` (cross-entropy on the output averaged over time), ``tet`` (TET, Deng et
+    al. 2022: mean over t of the per-step cross-entropy, plus ``lam`` times the
+    MSE of the outputs to ``phi``) or ``mse_rate`` (MSE between firing rate and
+    one-hot). ``label_smoothing`` (``ce``, ``tet``) in ``[0, 1)``; ``lam`` (the
+    paper's lambda) in ``[0, 1]`` and ``phi`` (``tet``). A parameter the chosen
+    loss does not take is an error when set (``LOSS_PARAMS`` says which)."""
 
     name: str = "tet"
+    label_smoothing: float = 0.0
+    lam: float = 0.0
+    phi: float = 1.0
+
+    def params(self) -> dict[str, float]:
+        """The loss parameters as keyword arguments."""
+        return {k: getattr(self, k) for k in ("label_smoothing", "lam", "phi")}
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
-        _choice(self.name, ("ce", "tet", "mse_rate"), f"{prefix}.name")
+        # the name is looked up in spikeforge.functional.loss.LOSSES by train.checks;
+        # the parameters here, against what the named loss takes
+        from spikeforge.functional.loss import check_loss_params
+
+        defaults = LossConfig(name=self.name).params()
+        try:
+            check_loss_params(self.name, self.params(), defaults)
+        except ValueError as e:
+            raise ConfigError(str(e).replace("loss.", f"{prefix}.")) from e
+
+
+@dataclass
+class MTTConfig:
+    """``train.mtt:`` mixed time-step training (Du et al., ICLR 2025;
+    :mod:`spikeforge.train.mtt`). ``enabled``: on/off; ``cut_points``: names of the
+    model's modules where a new stage starts (``spikeforge models`` / the model's
+    ``named_modules``; stage 0 starts at the input); ``time_steps``: the set each
+    stage's ``T`` is drawn from; ``samples``: temporal configurations per iteration
+    (their losses are summed); ``sampler``: ``independent`` (each stage its own
+    ``T``) or ``shared`` (one ``T`` for all stages)."""
+
+    enabled: bool = False
+    cut_points: list[str] = field(default_factory=list)
+    time_steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    samples: int = 1
+    sampler: str = "independent"
+
+    def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        _positive(self.samples, f"{prefix}.samples")
+        _choice(self.sampler, ("independent", "shared"), f"{prefix}.sampler")
+        if not self.time_steps or any(t < 1 for t in self.time_steps):
+            raise ConfigError(f"{prefix}.time_steps must be a non-empty list of ints >= 1")
+
+
+@dataclass
+class TrainConfig:
+    """``train:`` section. ``precision``: ``fp32`` or ``bf16`` (forward and loss
+    under ``torch.autocast`` with bfloat16, on the CPU and on CUDA; weights,
+    gradients and optimizer state stay float32); ``grad_clip``: clip the global
+    gradient norm to this value before each step (null: no clipping); ``mtt``:
+    mixed time-step training (:class:`MTTConfig`)."""
+
+    precision: str = "fp32"
+    grad_clip: float | None = None
+    mtt: MTTConfig = field(default_factory=MTTConfig)
+
+    def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        self.mtt.validate(f"{prefix}.mtt")
+        _choice(self.precision, ("fp32", "bf16"), f"{prefix}.precision")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"{prefix}.grad_clip must be > 0 or null, got {self.grad_clip}")
 
 
 @dataclass
@@ -200,9 +287,12 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self, prefix: str = "") -> None:
         """Check every section; raise :class:`ConfigError` naming the first bad key."""
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be in [0, 2**63), got {self.seed}")
         _positive(self.epochs, "epochs")
         _choice(self.device, ("cpu", "cuda", "auto"), "device")
         if self.threads is not None:
@@ -211,11 +301,40 @@ class RunConfig:
             v = getattr(self, f.name)
             if dataclasses.is_dataclass(v):
                 v.validate(f.name)
+        # Names are looked up in the registries now, so `spikeforge config` rejects
+        # what `spikeforge train` would (imported here: the registries import torch).
+        from spikeforge.train.checks import check_registries
+
+        check_registries(self)
 
 
 def _positive(value: int, key: str) -> None:
     if value < 1:
         raise ConfigError(f"{key} must be >= 1, got {value}")
+
+
+def _bounded(
+    value: float,
+    key: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise naming ``key`` unless ``value`` is finite and inside the given bounds."""
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
+    ok = math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        bounds = " and ".join(parts)
+        raise ConfigError(f"{key} must be {bounds + ' and ' if bounds else ''}finite, got {value}")
 
 
 def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
@@ -339,6 +458,9 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
                 loaded = yaml.safe_load(f)
         except FileNotFoundError as e:
             raise ConfigError(f"config file not found: {path}") from e
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or e
+            raise ConfigError(f"cannot read config file {path}: {reason}") from e
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
         if loaded is not None and not isinstance(loaded, dict):
