@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         help="continue a stopped run from its last checkpoint (takes no other config)",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar or log on the terminal")
+    t.add_argument(
+        "--ann",
+        action="store_true",
+        help="train a ReLU network for conversion (model.name ann_cnn unless set to "
+        "ann_mlp; model.activation=qcfs for QCFS; one time step); see spikeforge convert",
+    )
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
     e = sub.add_parser(
@@ -69,12 +75,48 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--config", metavar="FILE", help="YAML config file to merge over the defaults")
     c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
+    _convert_parser(sub)
+
     sub.add_parser(
         "datasets",
         help="list the registered datasets",
         description="List every dataset name usable as data.name / --dataset.",
     )
     return p
+
+
+def _convert_parser(sub) -> None:
+    v = sub.add_parser(
+        "convert",
+        help="convert the ANN of a run (spikeforge train --ann) into an SNN run directory",
+        description="ANN -> SNN of IF neurons (reset by subtraction): BatchNorm folded, "
+        "thresholds from activation statistics, optional layer-wise calibration (Li et al. "
+        "ICML 2021, arXiv 2205.10121). Writes a run directory spikeforge eval accepts.",
+    )
+    v.add_argument("run_dir", metavar="RUN_DIR", help="a finished run of spikeforge train --ann")
+    v.add_argument("--out", metavar="DIR",
+                   help="run directory to write (default: RUN_DIR-snn-T<T>)")
+    v.add_argument("--time-steps", type=int, default=32, metavar="T", help="time steps (32)")
+    v.add_argument("--calib-samples", type=int, default=256, metavar="N",
+                   help="training samples for thresholds and calibration (256)")
+    v.add_argument("--calibration", default="none",
+                   choices=("none", "light", "advanced", "advanced_bn"),
+                   help="layer-wise calibration: none, light (bias), advanced (weights and "
+                   "initial potential), advanced_bn (BN-aware weights, potential)")
+    v.add_argument("--threshold", default="percentile", choices=("percentile", "max"),
+                   help="threshold from the activations' percentile (default) or max")
+    v.add_argument("--percentile", type=float, default=99.9, help="percentile (99.9)")
+
+
+def _convert(args) -> int:
+    from spikeforge.convert import convert_run
+
+    out = args.out or f"{args.run_dir.rstrip('/')}-snn-T{args.time_steps}"
+    m = convert_run(args.run_dir, out, args.time_steps, args.calibration, args.calib_samples,
+                    args.threshold, args.percentile)
+    keys = ("test_accuracy", "ann_test_accuracy", "calibration", "mean_firing_rate")
+    print(json.dumps({"run_dir": out, "time_steps": args.time_steps, **{k: m[k] for k in keys}}))
+    return 0
 
 
 def _train(args) -> int:
@@ -95,6 +137,10 @@ def _train(args) -> int:
         if args.dataset:
             overrides.append(f"data.name={args.dataset}")
         cfg = load_config(args.config, overrides)
+        if args.ann:
+            from spikeforge.convert.run import ann_training_config
+
+            cfg = ann_training_config(cfg)
         out = args.out or os.path.join(
             "runs", f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
@@ -159,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     from spikeforge.train.config import ConfigError
 
     args = _parser().parse_args(argv)
-    handler = {"train": _train, "eval": _eval, "config": _config, "datasets": _datasets}
+    handler = {"train": _train, "eval": _eval, "config": _config, "datasets": _datasets,
+               "convert": _convert}
     try:
         return handler[args.command](args)
     except (ConfigError, FileNotFoundError) as e:

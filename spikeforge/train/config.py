@@ -77,7 +77,9 @@ class ModelConfig:
     ``neuron``: ``lif``, ``plif`` or ``if``; the neuron parameters as in
     :class:`spikeforge.neurons.LIF`; ``backend``: kernel choice (``auto``,
     ``reference``, ``cpu``, ``triton``); ``channels``: conv widths;
-    ``hidden``: MLP width."""
+    ``hidden``: MLP width. ANNs for conversion (``ann_cnn``, ``ann_mlp``):
+    ``activation`` (``relu`` or ``qcfs``) and ``qcfs_levels`` (QCFS's L). A
+    converted SNN has ``name: converted`` and ``ann``: the zoo ANN it came from."""
 
     name: str = "default_cnn"
     neuron: str = "lif"
@@ -91,9 +93,16 @@ class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64])
     hidden: int = 256
     dropout: float = 0.0
+    activation: str = "relu"
+    qcfs_levels: int = 8
+    ann: str | None = None
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        _choice(self.activation, ("relu", "qcfs"), f"{prefix}.activation")
+        _positive(self.qcfs_levels, f"{prefix}.qcfs_levels")
+        if self.name == "converted" and not self.ann:
+            raise ConfigError(f"{prefix}.ann must name the zoo ANN a converted model came from")
         _choice(self.neuron, ("lif", "plif", "if"), f"{prefix}.neuron")
         _choice(self.backend, ("auto", "reference", "cpu", "triton"), f"{prefix}.backend")
         _choice(
@@ -142,6 +151,34 @@ class LossConfig:
 
 
 @dataclass
+class ConvertConfig:
+    """``convert:`` section, present in runs written by ``spikeforge convert``: how the
+    SNN was made from the ANN run ``source`` (see :mod:`spikeforge.convert`).
+    ``threshold``: ``percentile`` (``percentile`` % of the calibration
+    activations) or ``max``; ``calibration``: ``none``, ``light``, ``advanced`` or
+    ``advanced_bn``; ``calib_samples``: training samples used; ``time_steps``: the
+    T it was calibrated for; ``ann_test_accuracy``: the source ANN's."""
+
+    source: str | None = None
+    threshold: str = "percentile"
+    percentile: float = 99.9
+    calibration: str = "none"
+    calib_samples: int = 256
+    time_steps: int = 32
+    ann_test_accuracy: float | None = None
+
+    def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        _choice(self.threshold, ("percentile", "max"), f"{prefix}.threshold")
+        _choice(self.calibration, ("none", "light", "advanced", "advanced_bn"),
+                f"{prefix}.calibration")
+        _positive(self.calib_samples, f"{prefix}.calib_samples")
+        _positive(self.time_steps, f"{prefix}.time_steps")
+        if not 0 < self.percentile <= 100:
+            raise ConfigError(f"{prefix}.percentile must be in (0, 100], got {self.percentile}")
+
+
+@dataclass
 class RunConfig:
     """Top level: ``seed``, ``epochs``, ``device`` (``cpu``, ``cuda``, ``auto``),
     ``threads`` (CPU threads; null = all cores), ``progress`` (show a bar)."""
@@ -155,6 +192,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    convert: ConvertConfig | None = None
 
     def validate(self, prefix: str = "") -> None:
         """Check every section; raise :class:`ConfigError` naming the first bad key."""
