@@ -80,6 +80,20 @@ def main(argv=None) -> int:
     thresholds = estimate_thresholds(graph, x_cal)
     results: dict[str, dict[str, float]] = {m: {} for m in args.methods}
     seconds: dict[str, dict[str, float]] = {m: {} for m in args.methods}
+    record = {
+        "command": "python benchmarks/convert.py " + " ".join(sys.argv[1:] if argv is None
+                                                              else argv),
+        "dataset": "mnist5k (4,000 train / 1,000 test, stratified)",
+        "ann": {"model": "ann_cnn", "channels": args.channels, "activation": args.activation,
+                "epochs": args.epochs if not args.ann_run else None,
+                "run": args.ann_run, "test_accuracy": ann_acc, "train_seconds": round(train_s, 1)},
+        "threshold": "99.9th percentile of calibration activations",
+        "calib_samples": args.calib_samples,
+        "accuracy": results,
+        "calibration_seconds": seconds,
+        "machine": f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}",
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
     for t in args.T:
         for method in args.methods:
             t1 = time.perf_counter()
@@ -90,23 +104,8 @@ def main(argv=None) -> int:
             results[method][str(t)] = acc
             seconds[method][str(t)] = round(t2 - t1, 2)
             print(f"T={t:4d} {method:12s} acc {acc:.4f}  calibration {t2 - t1:.1f} s", flush=True)
-
-    record = {
-        "command": "python benchmarks/convert.py " + " ".join(sys.argv[1:] if argv is None
-                                                              else argv),
-        "dataset": "mnist5k (4,000 train / 1,000 test, stratified)",
-        "ann": {"model": "ann_cnn", "channels": args.channels, "activation": args.activation,
-                "epochs": args.epochs if not args.ann_run else None,
-                "test_accuracy": ann_acc, "train_seconds": round(train_s, 1)},
-        "threshold": "99.9th percentile of calibration activations",
-        "calib_samples": args.calib_samples,
-        "accuracy": results,
-        "calibration_seconds": seconds,
-        "machine": f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}",
-    }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(record, f, indent=1)
+            with open(args.out, "w") as f:  # after every result: a partial run keeps its rows
+                json.dump(record, f, indent=1)
     print(table(record))
     plot(record, os.path.splitext(args.out)[0] + ".png")
     return 0
@@ -115,11 +114,12 @@ def main(argv=None) -> int:
 def table(record: dict) -> str:
     """The accuracy table in Markdown (rows: calibration; columns: T)."""
     acc = record["accuracy"]
-    ts = list(next(iter(acc.values())))
+    ts = sorted({t for row in acc.values() for t in row}, key=int)
     lines = ["| calibration | " + " | ".join(f"T={t}" for t in ts) + " |",
              "| --- |" + " --- |" * len(ts)]
     for m, row in acc.items():
-        lines.append(f"| {m} | " + " | ".join(f"{100 * row[t]:.1f}" for t in ts) + " |")
+        cells = [f"{100 * row[t]:.1f}" if t in row else "-" for t in ts]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines.append(f"| ANN | {100 * record['ann']['test_accuracy']:.1f} (any T) |")
     return "\n".join(lines)
 
