@@ -97,7 +97,8 @@ def main(argv=None) -> int:
     for t in args.T:
         for method in args.methods:
             t1 = time.perf_counter()
-            snn = snn_from_graph(graph, thresholds, v_init=0.0 if method == "none_v0" else 0.5)
+            v0 = 0.0 if method == "none_v0" else 0.5
+            snn = snn_from_graph(graph, x_cal.shape[1:], thresholds, v_init=v0)
             calibrate(snn, graph, x_cal, t, method.replace("none_v0", "none"), folded)
             t2 = time.perf_counter()
             acc = snn_accuracy(snn, trainer.bundle.test, t)

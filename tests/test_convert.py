@@ -104,7 +104,7 @@ def test_unsupported_layer_is_an_error_naming_it():
         ann_graph(_Gelu())
     maxpool_first = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.ReLU())
     with pytest.raises(ConversionError, match=r"'1' of type MaxPool2d"):
-        snn_from_graph(ann_graph(maxpool_first)[0])
+        snn_from_graph(ann_graph(maxpool_first)[0], (1, 6, 6))
 
 
 class _Residual(nn.Module):
@@ -173,7 +173,8 @@ def test_small_end_to_end_conversion_above_chance_and_calibration_helps():
     gm, folded = ann_graph(ann)
     thresholds = estimate_thresholds(gm, xtr[:256])
     for method in ("light", "advanced", "advanced_bn"):
-        snn = snn_from_graph(gm, thresholds, v_init=0.0 if method == "light" else 0.5)
+        v0 = 0.0 if method == "light" else 0.5
+        snn = snn_from_graph(gm, xtr.shape[1:], thresholds, v_init=v0)
         rep = calibrate(snn, gm, xtr[:256], 4, method, folded, weight_iters=50)
         assert rep["3"]["bias_after"] < 0.8 * rep["3"]["bias_before"], (method, rep)
 

@@ -75,6 +75,6 @@ def convert(model: nn.Module, calib_data, time_steps: int = 32, calibration: str
     device = next(ann.parameters(), torch.empty(0)).device
     x = x.to(device)
     thresholds = estimate_thresholds(ann, x, threshold, percentile)
-    snn = snn_from_graph(ann, thresholds).to(device)
+    snn = snn_from_graph(ann, x.shape[1:], thresholds).to(device)
     calibrate(snn, ann, x, time_steps, calibration, folded, weight_iters=weight_iters, log=log)
     return snn

@@ -15,7 +15,6 @@ import json
 import os
 
 import torch
-import yaml
 
 from spikeforge.convert.api import convert
 from spikeforge.models.ann import ANN_MODELS
@@ -97,11 +96,9 @@ def convert_run(run_dir: str, out: str, time_steps: int = 32, calibration: str =
     )
     new = config_from_dict(config_to_dict(new))  # validated as eval will read it
 
-    os.makedirs(out, exist_ok=True)
     trainer = Trainer(new, out)  # rebuilds the SNN from the config: the eval path
     trainer.model.load_state_dict(snn.state_dict())
-    atomic_write_text(os.path.join(out, "config.yaml"),
-                      yaml.safe_dump(config_to_dict(new), sort_keys=False))
+    trainer._claim_run_dir()  # checks out, writes config.yaml (the engine's own rules)
     trainer._setup_logging()
     metrics = trainer._finish(trainer.evaluate())
     metrics.update(ann_test_accuracy=ann_acc, calibration=calibration, source=run_dir,

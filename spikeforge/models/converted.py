@@ -66,16 +66,21 @@ class ConvertedIF(nn.Module):
     the ANN's units, which calibration needs, and lets a run reload from its
     safetensors; the fold is a linear rewrite an exporter can apply.
 
-    ``time_steps`` is set by :class:`ConvertedSNN` before each call.
-    Shape: ``[T*B, ...] -> [T*B, ...]``.
+    ``shape`` is the per-sample shape of the layer (``[C, H, W]`` or ``[F]``):
+    ``v_init`` has that shape, ``bias`` one value per channel, so that a converted
+    run's weights have fixed shapes. ``time_steps`` is set by
+    :class:`ConvertedSNN` before each call. Shape: ``[T*B, ...] -> [T*B, ...]``.
     """
 
-    def __init__(self, threshold: float = 1.0, v_init: float = 0.5) -> None:
+    def __init__(self, threshold: float = 1.0, v_init: float = 0.5,
+                 shape: tuple[int, ...] = ()) -> None:
         super().__init__()
         self.neuron = IF(v_threshold=1.0, v_reset=None)
+        shape = tuple(shape)
+        channel = shape[:1] + (1,) * (len(shape) - 1)
         self.register_buffer("threshold", torch.tensor(float(threshold)))
-        self.register_buffer("v_init", torch.tensor(float(v_init)))
-        self.register_buffer("bias", torch.tensor(0.0))
+        self.register_buffer("v_init", torch.full(shape, float(v_init)))
+        self.register_buffer("bias", torch.zeros(channel))
         self.time_steps: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,13 +90,6 @@ class ConvertedIF(nn.Module):
         z = torch.cat([z[:1] + self.v_init, z[1:]], 0)
         s = self.neuron(z)
         return (s * self.threshold).reshape(x.shape)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # v_init and bias become per-channel or per-neuron after calibration.
-        for name in ("threshold", "v_init", "bias"):
-            if prefix + name in state_dict:
-                self._buffers[name] = torch.empty_like(state_dict[prefix + name])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"threshold={float(self.threshold):.4g}"
@@ -263,14 +261,34 @@ def activation_names(gm: fx.GraphModule) -> list[str]:
             if n.op == "call_module" and isinstance(modules[n.target], ACTIVATIONS)]
 
 
-def snn_from_graph(ann: fx.GraphModule, thresholds: dict[str, float] | None = None,
+@torch.no_grad()
+def activation_shapes(ann: fx.GraphModule, input_shape) -> dict[str, tuple[int, ...]]:
+    """Per-sample output shape of every activation of ``ann`` for inputs ``input_shape``."""
+    modules = dict(ann.named_modules())
+    shapes, handles = {}, []
+    for name in activation_names(ann):
+        def hook(m, i, o, name=name):
+            shapes[name] = tuple(o.shape[1:])
+        handles.append(modules[name].register_forward_hook(hook))
+    try:
+        p = next(ann.parameters(), None)
+        ann.eval()(torch.zeros(1, *input_shape, device=p.device if p is not None else "cpu"))
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def snn_from_graph(ann: fx.GraphModule, input_shape, thresholds: dict[str, float] | None = None,
                    v_init: float = 0.5) -> ConvertedSNN:
-    """The SNN of a graph from :func:`ann_graph`: activations become :class:`ConvertedIF`
-    (threshold from ``thresholds``, else the QCFS bound, else 1) and max pools after
-    them :class:`SpikeMaxPool2d`; every name stays the ANN's."""
+    """The SNN of a graph from :func:`ann_graph` for per-sample inputs ``input_shape``:
+    activations become :class:`ConvertedIF` (threshold from ``thresholds``, else the
+    QCFS bound, else 1) and max pools after them :class:`SpikeMaxPool2d`; every name
+    stays the ANN's."""
     gm = copy.deepcopy(ann)
     modules = dict(gm.named_modules())
     acts = set(activation_names(gm))
+    shapes = activation_shapes(gm, tuple(input_shape))
     for node in gm.graph.nodes:
         if node.op != "call_module":
             continue
@@ -279,7 +297,7 @@ def snn_from_graph(ann: fx.GraphModule, thresholds: dict[str, float] | None = No
             th = (thresholds or {}).get(node.target)
             if th is None:
                 th = float(m.bound) if isinstance(m, QCFS) else 1.0
-            _set_submodule(gm, node.target, ConvertedIF(th, v_init))
+            _set_submodule(gm, node.target, ConvertedIF(th, v_init, shapes[node.target]))
         elif isinstance(m, nn.MaxPool2d):
             src = node.args[0]
             if not (isinstance(src, fx.Node) and src.op == "call_module" and src.target in acts):
@@ -347,4 +365,4 @@ def converted(input_shape, num_classes, cfg) -> nn.Module:
         raise ValueError("model.name=converted needs model.ann, the zoo ANN it was converted from")
     ann = build_model(cfg.ann, input_shape, num_classes, cfg)
     gm, _ = ann_graph(ann_core(ann))
-    return snn_from_graph(gm)
+    return snn_from_graph(gm, input_shape)
