@@ -57,7 +57,11 @@ def main(argv=None) -> int:
     p.add_argument("--calib-samples", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=os.path.join(HERE, "results", "convert_mnist5k.json"))
+    p.add_argument("--combine", nargs="+", metavar="JSON",
+                   help="only merge the rows of these partial runs (same --ann-run, other --T)")
     args = p.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, args.out)
     torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
@@ -112,6 +116,24 @@ def main(argv=None) -> int:
     return 0
 
 
+def combine(paths: list[str], out: str) -> int:
+    """Merge partial results of one ANN (runs with ``--ann-run`` and other ``--T``)."""
+    records = [json.load(open(p)) for p in paths]
+    base = records[0]
+    for r in records[1:]:
+        if r["ann"]["test_accuracy"] != base["ann"]["test_accuracy"]:
+            raise SystemExit(f"{paths} hold different ANNs; combine runs of one --ann-run")
+        for key in ("accuracy", "calibration_seconds"):
+            for m, row in r[key].items():
+                base[key].setdefault(m, {}).update(row)
+    base["command"] = [r["command"] for r in records]
+    with open(out, "w") as f:
+        json.dump(base, f, indent=1)
+    print(table(base))
+    plot(base, os.path.splitext(out)[0] + ".png")
+    return 0
+
+
 def table(record: dict) -> str:
     """The accuracy table in Markdown (rows: calibration; columns: T)."""
     acc = record["accuracy"]
@@ -134,8 +156,8 @@ def plot(record: dict, path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for m, row in record["accuracy"].items():
-        ts = [int(t) for t in row]
-        ax.plot(ts, [100 * v for v in row.values()], marker="o", label=m)
+        ts = sorted(row, key=int)
+        ax.plot([int(t) for t in ts], [100 * row[t] for t in ts], marker="o", label=m)
     ax.axhline(100 * record["ann"]["test_accuracy"], color="k", ls="--", label="ANN")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("time steps T")

@@ -197,3 +197,15 @@ def test_cli_train_ann_convert_eval(tmp_path, capsys):
     assert main(["convert", str(snn_dir), "--out", str(tmp_path / "x")]) == 2
     assert "not an ANN" in capsys.readouterr().err
     assert main(["convert", str(ann_dir), "--out", str(snn_dir)]) == 2
+
+
+def test_qcfs_network_converts_without_loss_at_t_equal_levels():
+    # one hidden QCFS layer on analog input: at T = L the SNN's mean output is the ANN's
+    torch.manual_seed(2)
+    ann = nn.Sequential(nn.Linear(10, 32), QCFS(levels=4, init_bound=1.5), nn.Linear(32, 3))
+    x = torch.randn(50, 10)
+    snn = convert(ann, x, time_steps=4)
+    assert float(snn.net.get_submodule("1").threshold) == pytest.approx(1.5)
+    with torch.no_grad():
+        out = snn(x.unsqueeze(0).expand(4, *x.shape)).mean(0)
+        torch.testing.assert_close(out, ann(x), rtol=1e-4, atol=1e-4)

@@ -34,12 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from spikeforge.errors import SpikeforgeError
 from spikeforge.layers.qcfs import QCFS
 from spikeforge.models.zoo import build_model, register_model
 from spikeforge.neurons import IF
 
 
-class ConversionError(ValueError):
+class ConversionError(SpikeforgeError, ValueError):
     """An ANN that cannot be converted; the message names the layer and its type."""
 
 
@@ -160,6 +161,13 @@ def _unsupported(what: str, kind: str) -> ConversionError:
     )
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer with QCFS kept as one module (it is an activation)."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, QCFS) or super().is_leaf_module(m, qualname)
+
+
 def ann_graph(model: nn.Module) -> tuple[fx.GraphModule, list[str]]:
     """Trace ``model`` (per-sample, ``[B, ...]``) into a checked, normalised, BN-folded
     ``GraphModule`` equal to it in eval mode; also returns the names of the
@@ -169,7 +177,7 @@ def ann_graph(model: nn.Module) -> tuple[fx.GraphModule, list[str]]:
     """
     model = copy.deepcopy(model).eval()
     try:
-        gm = fx.symbolic_trace(model)
+        gm = fx.GraphModule(model, _Tracer().trace(model))
     except Exception as e:  # tracing fails on data-dependent control flow
         raise ConversionError(f"cannot trace {type(model).__name__} with torch.fx: {e}") from e
     modules = dict(gm.named_modules())
