@@ -22,6 +22,7 @@ from spikeforge.analysis import plots
 from spikeforge.analysis.monitor import SpikeMonitor, spiking_layer_names
 from spikeforge.analysis.profile import EnergyModel, Profile, profile_model
 from spikeforge.analysis.run_metrics import profile_batches
+from spikeforge.errors import RunDirError
 from spikeforge.train.checkpoint import atomic_write_bytes, atomic_write_text
 from spikeforge.train.engine import load_trained
 
@@ -127,7 +128,7 @@ def make_report(
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+        raise RunDirError(f"run directory {run_dir} does not exist")
     trainer = load_trained(run_dir)
     model = trainer.model
     spiking_layer_names(model)

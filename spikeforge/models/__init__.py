@@ -1,11 +1,34 @@
 """Model zoo: time-first spiking networks behind a name registry.
 
-Importing it registers ``default_cnn`` and ``mlp`` (:mod:`~spikeforge.models.zoo`),
-the ANNs for conversion ``ann_cnn`` and ``ann_mlp`` (:mod:`~spikeforge.models.ann`)
-and the converted SNN ``converted`` (:mod:`~spikeforge.models.converted`).
+Importing this package registers every model (``spikeforge models`` lists them).
 """
 
-from spikeforge.models import ann, converted  # noqa: F401  (registration)
-from spikeforge.models.zoo import MODELS, SpikingCNN, SpikingMLP, build_model, register_model
+from spikeforge.models import (  # noqa: F401  (registers the zoo)
+    ann,
+    converted,
+    event_cnn,
+    resnet,
+    transformer,
+    vgg,
+)
+from spikeforge.models.zoo import (
+    MODEL_INFO,
+    MODELS,
+    ModelInfo,
+    ModelInputError,
+    SpikingCNN,
+    SpikingMLP,
+    build_model,
+    register_model,
+)
 
-__all__ = ["MODELS", "SpikingCNN", "SpikingMLP", "build_model", "register_model"]
+__all__ = [
+    "MODELS",
+    "MODEL_INFO",
+    "ModelInfo",
+    "ModelInputError",
+    "SpikingCNN",
+    "SpikingMLP",
+    "build_model",
+    "register_model",
+]

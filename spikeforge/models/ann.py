@@ -14,7 +14,7 @@ from __future__ import annotations
 from torch import nn
 
 from spikeforge.layers.qcfs import QCFS
-from spikeforge.models.zoo import register_model
+from spikeforge.models.zoo import ModelInfo, image_check, register_model
 
 
 class TimeMergedANN(nn.Module):
@@ -84,7 +84,7 @@ def ann_mlp_net(input_shape, num_classes: int, cfg) -> nn.Sequential:
 ANN_MODELS = ("ann_cnn", "ann_mlp")
 
 
-@register_model("ann_cnn")
+@register_model("ann_cnn", ModelInfo(input="images [C, H, W], H, W >= 4", check=image_check(4)))
 def ann_cnn(input_shape, num_classes, cfg) -> nn.Module:
     """The convolutional ReLU/QCFS network for conversion (:func:`ann_cnn_net`)."""
     return TimeMergedANN(ann_cnn_net(input_shape, num_classes, cfg))

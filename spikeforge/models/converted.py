@@ -36,7 +36,7 @@ from torch import fx, nn
 
 from spikeforge.errors import SpikeforgeError
 from spikeforge.layers.qcfs import QCFS
-from spikeforge.models.zoo import build_model, register_model
+from spikeforge.models.zoo import ModelInfo, build_model, register_model
 from spikeforge.neurons import IF
 
 
@@ -365,12 +365,11 @@ def ann_core(model: nn.Module) -> nn.Module:
     return getattr(model, "net", model)
 
 
-@register_model("converted")
-def converted(input_shape, num_classes, cfg) -> nn.Module:
+@register_model("converted", ModelInfo(input="that of its model.ann (default ann_cnn)"))
+def converted(input_shape, num_classes, cfg, **kwargs) -> nn.Module:
     """The SNN converted from the zoo ANN ``cfg.ann`` (structure only: thresholds,
-    calibrated biases and potentials come with the weights of the run)."""
-    if not getattr(cfg, "ann", None):
-        raise ValueError("model.name=converted needs model.ann, the zoo ANN it was converted from")
-    ann = build_model(cfg.ann, input_shape, num_classes, cfg)
+    calibrated biases and potentials come with the weights of the run). The config
+    schema requires ``model.ann``; ``ann_cnn`` stands in where a listing builds it."""
+    ann = build_model(getattr(cfg, "ann", None) or "ann_cnn", input_shape, num_classes, cfg)
     gm, _ = ann_graph(ann_core(ann))
     return snn_from_graph(gm, input_shape)
