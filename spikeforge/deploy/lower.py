@@ -29,6 +29,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from spikeforge.errors import SpikeforgeError
 from spikeforge.layers import Flatten, TimeDistributed
 from spikeforge.neurons import SpikingNeuron
 
@@ -50,7 +51,7 @@ POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d)
 RESET_CODES = {"hard": 0, "soft": 1, "none": 2}
 
 
-class DeploymentError(ValueError):
+class DeploymentError(SpikeforgeError, ValueError):
     """The model cannot be deployed event-driven; the message names the layer."""
 
 
