@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--config", metavar="FILE", help="YAML config file to merge over the defaults")
     c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
+    _nir_parsers(sub)
     sub.add_parser(
         "datasets",
         help="list the registered datasets",
@@ -118,7 +119,51 @@ def _train(args) -> int:
     return 0
 
 
+def _nir_parsers(sub) -> None:
+    x = sub.add_parser(
+        "export",
+        help="write a trained run's network to a NIR file",
+        description="Export the model of RUN_DIR to NIR (docs/nir.md): --target picks the "
+        "parametrisation that reader loads with the same spikes; dt is written into the file.",
+    )
+    x.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by spikeforge train")
+    x.add_argument("--nir", required=True, metavar="FILE", help="NIR file to write")
+    x.add_argument("--dt", type=float, help="seconds per step (default: the target's)")
+    x.add_argument("--target", default="nir", choices=("nir", "snntorch", "norse"))
+    i = sub.add_parser(
+        "import-nir",
+        help="make a run directory from a NIR file (then: spikeforge eval RUN_DIR)",
+        usage="spikeforge import-nir FILE [KEY=VALUE ...] --out RUN_DIR [options]",
+        description="Read a NIR file with the exporter's conventions into a run directory "
+        "that spikeforge eval runs on the dataset of the config/overrides.",
+    )
+    i.add_argument("file", metavar="FILE", help="NIR file to read")
+    i.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    i.add_argument("--convention", default="nir", choices=("nir", "snntorch", "norse"))
+    i.add_argument("--dt", type=float, help="seconds per step (default: the file's or convention's)")
+    i.add_argument("--reset", choices=("hard", "zero", "subtract"),
+                   help="reset rule the file cannot state (default: the convention's)")
+    i.add_argument("--config", metavar="FILE", help="YAML config naming the dataset to evaluate on")
+    i.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
+
+
+def _export(args) -> int:
+    from spikeforge.deploy import export_run
+
+    print(json.dumps(export_run(args.run_dir, args.nir, args.dt, args.target), indent=1))
+    return 0
+
+
+def _import_nir(args) -> int:
+    from spikeforge.deploy import import_run
+
+    print(json.dumps(import_run(args.file, args.out, args.convention, args.dt, args.reset,
+                                args.config, args.overrides)))
+    return 0
+
+
 def _eval(args) -> int:
+    import spikeforge.deploy  # noqa: F401  (registers model "nir": runs of import-nir)
     from spikeforge.train import load_trained
 
     trainer = load_trained(args.run_dir)
@@ -154,15 +199,22 @@ def _datasets(args) -> int:
     return 0
 
 
+def _nir_error():
+    from spikeforge.deploy.graph import NIRGraphError
+
+    return NIRGraphError
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``spikeforge`` console script."""
     from spikeforge.train.config import ConfigError
 
     args = _parser().parse_args(argv)
-    handler = {"train": _train, "eval": _eval, "config": _config, "datasets": _datasets}
+    handler = {"train": _train, "eval": _eval, "config": _config, "datasets": _datasets,
+               "export": _export, "import-nir": _import_nir}
     try:
         return handler[args.command](args)
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, FileNotFoundError, _nir_error()) as e:
         print(f"spikeforge {args.command}: error: {e}", file=sys.stderr)
         return 2
 

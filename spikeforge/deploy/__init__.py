@@ -8,6 +8,7 @@ from spikeforge.deploy.nir import (
     from_nir,
     to_nir,
 )
+from spikeforge.deploy.runs import export_run, import_run  # also registers model "nir"
 
-__all__ = ["NIRExportWarning", "NIRGraphError", "NIRGraphModule", "export_nir", "from_nir",
-           "to_nir"]
+__all__ = ["NIRExportWarning", "NIRGraphError", "NIRGraphModule", "export_nir", "export_run",
+           "from_nir", "import_run", "to_nir"]

@@ -121,9 +121,11 @@ def to_nir(model: nn.Module, input_shape, dt: float | None = None, target: str =
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             _fold_bn(nodes.get(prev), m, name)
             continue
-        new = _convert(nir, name, m, shape, dt, target, spiking, nodes.get(prev), warned)
         with torch.no_grad():
-            shape = _out_shape(m, shape, name)
+            out_shape = _out_shape(m, shape, name)
+        new = _convert(nir, name, m, shape, dt, target, spiking, nodes.get(prev), warned,
+                       out_shape)
+        shape = out_shape
         for i, node in enumerate(new):
             key = name if i == 0 else f"{name}.{i}"
             nodes[key] = node
@@ -197,7 +199,8 @@ def _linear_like(nir, m: nn.Module, shape: tuple):
                dilation=m.dilation[0] if one else m.dilation, groups=m.groups, bias=b)
 
 
-def _convert(nir, name, m, shape, dt, target, spiking, prev_node, warned) -> list:
+def _convert(nir, name, m, shape, dt, target, spiking, prev_node, warned,
+             out_shape=None) -> list:
     """The NIR node(s) of one leaf module."""
     if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
         return [_linear_like(nir, m, shape)]
@@ -213,7 +216,7 @@ def _convert(nir, name, m, shape, dt, target, spiking, prev_node, warned) -> lis
         return [nir.SumPool2d(kernel_size=np.array(m.kernel_size), stride=np.array(m.stride),
                               padding=np.array(m.padding))]
     if isinstance(m, nn.MaxPool2d):
-        return _maxpool(nir, name, m, spiking)
+        return _maxpool(nir, name, m, spiking, out_shape)
     if isinstance(m, Scale):
         return [nir.Scale(scale=_arr(m.scale.numpy(), shape))]
     if isinstance(m, Threshold):
@@ -237,7 +240,7 @@ def _two(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def _maxpool(nir, name, m, spiking) -> list:
+def _maxpool(nir, name, m, spiking, out_shape) -> list:
     """Max pooling of binary spikes is ``sum > 0``: ``SumPool2d`` then ``Threshold(0.5)``
     (zero padding equals max pooling's -inf padding on inputs >= 0)."""
     if not spiking:
@@ -253,7 +256,7 @@ def _maxpool(nir, name, m, spiking) -> list:
     meta = {"spikeforge_op": "max_pool2d of binary spikes = Threshold(SumPool2d, 0.5)"}
     return [nir.SumPool2d(kernel_size=k, stride=s, padding=np.array(_two(m.padding)),
                           metadata=meta),
-            nir.Threshold(threshold=np.array(0.5, dtype=np.float32), metadata=meta)]
+            nir.Threshold(threshold=_arr(0.5, out_shape), metadata=meta)]
 
 
 def _neuron(nir, name, m: SpikingNeuron, shape, dt, target, prev_node, warned):

@@ -82,7 +82,8 @@ class ModelConfig:
     ``{tau_syn: 4}`` for ``cubalif``, ``{fire_strict: true}`` for any); the resolved
     config lists the type's own parameters with their defaults; ``backend``: kernel
     choice (``auto``, ``reference``, ``cpu``, ``triton``); ``channels``: conv widths;
-    ``hidden``: MLP width."""
+    ``hidden``: MLP width; ``nir``: for ``name: nir`` (a run written by ``spikeforge
+    import-nir``), ``{file, convention, dt, reset}`` of :func:`spikeforge.deploy.from_nir`."""
 
     name: str = "default_cnn"
     neuron: str = "lif"
@@ -97,6 +98,7 @@ class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64])
     hidden: int = 256
     dropout: float = 0.0
+    nir: dict = field(default_factory=dict)
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
