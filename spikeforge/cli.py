@@ -140,7 +140,8 @@ def _nir_parsers(sub) -> None:
     i.add_argument("file", metavar="FILE", help="NIR file to read")
     i.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     i.add_argument("--convention", default="nir", choices=("nir", "snntorch", "norse"))
-    i.add_argument("--dt", type=float, help="seconds per step (default: the file's or convention's)")
+    i.add_argument("--dt", type=float,
+                   help="seconds per step (default: the file's, else the convention's)")
     i.add_argument("--reset", choices=("hard", "zero", "subtract"),
                    help="reset rule the file cannot state (default: the convention's)")
     i.add_argument("--config", metavar="FILE", help="YAML config naming the dataset to evaluate on")
