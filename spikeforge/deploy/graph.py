@@ -330,7 +330,8 @@ class NIRGraphModule(nn.Module):
             if m is None:
                 out[n] = y
             elif isinstance(m, (SpikingNeuron, LeakyIntegrator, Integrator, Delay)):
-                out[n] = m(y)
+                # a shape-only dry run need not run (and compile) the neuron
+                out[n] = y if self._shapes is not None else m(y)
             else:
                 out[n] = _per_step(m, y, n)
             self._record(n, out[n])
@@ -366,6 +367,8 @@ class NIRGraphModule(nn.Module):
                     if cur[n] is None:
                         cur[n] = torch.zeros_like(y)
                 elif m is None:
+                    cur[n] = y
+                elif hasattr(m, "step") and self._shapes is not None:
                     cur[n] = y
                 elif hasattr(m, "step"):
                     cur[n], states[n] = m.step(y, states.get(n))

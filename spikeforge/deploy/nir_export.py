@@ -121,6 +121,8 @@ def to_nir(model: nn.Module, input_shape, dt: float | None = None, target: str =
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             _fold_bn(nodes.get(prev), m, name)
             continue
+        if not isinstance(m, EXPORTABLE):
+            _unsupported(name, m)
         with torch.no_grad():
             out_shape = _out_shape(m, shape, name)
         new = _convert(nir, name, m, shape, dt, target, spiking, nodes.get(prev), warned,
@@ -156,9 +158,11 @@ def _graph_meta(dt: float, target: str) -> dict:
 
 
 def _out_shape(m: nn.Module, shape: tuple, name: str) -> tuple:
+    if isinstance(m, (SpikingNeuron, LeakyIntegrator, Integrator, Delay)):
+        return shape  # elementwise over time; running them would only compile kernels
     x = torch.zeros((1, 1) + shape)
     try:
-        if isinstance(m, (SpikingNeuron, LeakyIntegrator, Integrator, Delay, Flatten)):
+        if isinstance(m, Flatten):
             y = m(x)
         else:
             y = m(x[0]).unsqueeze(0)
@@ -230,6 +234,14 @@ def _convert(nir, name, m, shape, dt, target, spiking, prev_node, warned,
         return [nir.Delay(delay=_arr(m.steps.numpy() * dt, shape))]
     if isinstance(m, SpikingNeuron):
         return [_neuron(nir, name, m, shape, dt, target, prev_node, warned)]
+    _unsupported(name, m)
+
+
+EXPORTABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, Flatten, NIRFlatten, nn.AvgPool2d, SumPool2d,
+              nn.MaxPool2d, Scale, Threshold, LeakyIntegrator, Integrator, Delay, SpikingNeuron)
+
+
+def _unsupported(name: str, m: nn.Module):
     raise NIRGraphError(f"module {name!r} ({type(m).__name__}) has no NIR node; supported: "
                         "Linear, Conv1d/2d, BatchNorm (folded), Flatten, AvgPool2d, SumPool2d, "
                         "MaxPool2d after spikes, Scale, Threshold, IF, LIF, PLIF, CubaLIF, "

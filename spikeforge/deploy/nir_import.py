@@ -82,10 +82,11 @@ def read_nir(source):
 
 
 def from_nir(source, dt: float | None = None, convention: str = "nir",
-             reset: str | None = None) -> NIRGraphModule:
+             reset: str | None = None, backend: str = "auto") -> NIRGraphModule:
     """A time-first module (``[T, B, *input]`` in, the output node's ``[T, B, ...]`` out)
     running the NIR graph ``source`` (a path or a ``nir.NIRGraph``) in steps of ``dt``
-    seconds, read with ``convention`` (see the module docstring).
+    seconds, read with ``convention`` (see the module docstring); ``backend`` is the
+    neurons' (``"auto"``, ``"reference"``, ...).
 
     Raises :class:`NIRGraphError` naming the node for an unsupported node type, per-neuron
     parameters spikeforge's neurons do not take, mismatched shapes or a cycle without a
@@ -123,6 +124,9 @@ def from_nir(source, dt: float | None = None, convention: str = "nir",
         node_meta[name] = {k: _plain(v) for k, v in (getattr(node, "metadata", None)
                                                      or {}).items()}
         mod, scale, shape = _module(name, node, dt, convention, reset, node_meta[name])
+        if hasattr(mod, "backend"):
+            mod.backend = backend
+            mod._check_backend()
         modules[name] = mod
         if shape is not None:
             expect[name] = shape
