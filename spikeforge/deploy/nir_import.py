@@ -21,16 +21,17 @@ file (each quirk read from the peer's code, version stated):
   restores what NIR cannot state (soft reset, ``>=``, late reset, surrogate).
 - ``"snntorch"`` (snnTorch 1.0 ``export_to_nir``): ``dt = 1e-4`` (hard-coded in its
   exporter and importer). Its file cannot tell subtract from zero reset; by default the
-  reset is snnTorch's importer's (to zero, at once); ``reset="subtract"`` gives
-  ``Leaky``'s default (subtract one step late, ``reset_delay``).
+  reset is snnTorch's importer's (to zero, at once); ``reset="subtract"`` and
+  ``reset="zero"`` are ``Leaky``'s ``reset_mechanism`` with its default ``reset_delay``
+  (the reset lands one step late), i.e. the native networks.
 - ``"norse"`` (Norse 1.1 ``to_nir``, default ``dt = 1e-3``): Norse writes
   ``tau = dt / tau_mem_inv`` (its issue #411), so the native leak ``dt tau_mem_inv`` is
   ``dt^2 / tau``; it ignores ``r`` of LIF and IF, adds CubaLIF's input to the current
   whole (``w_in`` as a plain factor) and resets to zero (its importer ignores
   ``v_reset``).
 
-``reset`` (``"hard"`` to the file's ``v_reset``, ``"zero"``, ``"subtract"``) overrides
-the convention's reset for every neuron.
+``reset`` (``"hard"``: to the file's ``v_reset``; ``"zero"``; ``"subtract"``) overrides
+the convention's reset for every neuron (with ``"snntorch"``, see above).
 """
 
 from __future__ import annotations
@@ -276,11 +277,13 @@ def _reset_kwargs(name, node, convention, reset, meta) -> dict:
         if own == "hard":
             return {**opts, "v_reset": float(meta.get("spikeforge_v_reset", v_reset))}
         return {**opts, "v_reset": None, "reset": own}
+    late = convention == "snntorch"  # Leaky's reset_mechanism comes with reset_delay=True
     if reset == "subtract":
-        return {"fire_strict": True, "v_reset": None,
-                "reset_delay": convention == "snntorch", "detach_reset": True}
-    if reset == "zero" or convention == "snntorch":
-        return {"fire_strict": True, "v_reset": 0.0}
+        return {"fire_strict": True, "v_reset": None, "reset_delay": late, "detach_reset": True}
+    if reset == "zero":
+        return {"fire_strict": True, "v_reset": 0.0, "reset_delay": late}
+    if convention == "snntorch" and reset is None:
+        return {"fire_strict": True, "v_reset": 0.0}  # what snnTorch's importer builds
     return {"fire_strict": True, "v_reset": v_reset}
 
 
