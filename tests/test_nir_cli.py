@@ -26,7 +26,8 @@ def test_trained_cnn_exports_imports_and_evaluates_the_same(cnn_run, tmp_path, c
     capsys.readouterr()
     assert main(["export", str(cnn_run), "--nir", str(f)]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["dt"] == 1e-3 and summary["nodes"] == 8  # in, conv, lif, sumpool, thr, flat, fc, out
+    # input, conv, lif, sumpool, threshold, flatten, affine, output
+    assert summary["dt"] == 1e-3 and summary["nodes"] == 8
     assert any("fires at H >= V_th" in w for w in summary["warnings"])
     imp = tmp_path / "imported"
     assert main(["import-nir", str(f), *DATA, "--out", str(imp)]) == 0

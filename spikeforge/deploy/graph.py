@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spikeforge.errors import SpikeforgeError
 from spikeforge.neurons.base import SpikingNeuron
 
 
-class NIRGraphError(ValueError):
+class NIRGraphError(SpikeforgeError, ValueError):
     """A NIR graph spikeforge cannot run or write; the message names the node."""
 
 

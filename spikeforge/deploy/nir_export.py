@@ -100,14 +100,14 @@ def to_nir(model: nn.Module, input_shape, dt: float | None = None, target: str =
     """
     nir = _nir()
     if target not in TARGET_DT:
-        raise ValueError(f"target must be one of {tuple(TARGET_DT)}, got {target!r}")
+        raise NIRGraphError(f"target must be one of {tuple(TARGET_DT)}, got {target!r}")
     if dt is None:
         dt = TARGET_DT[target]
     dt = float(dt)
     if not dt > 0:
-        raise ValueError(f"dt must be a positive number of seconds, got {dt}")
+        raise NIRGraphError(f"dt must be a positive number of seconds, got {dt}")
     if target == "snntorch" and not np.isclose(dt, 1e-4):
-        raise ValueError(f"target='snntorch' needs dt=1e-4: snnTorch 1.0's importer fixes "
+        raise NIRGraphError(f"target='snntorch' needs dt=1e-4: snnTorch 1.0's importer fixes "
                          f"dt = 1e-4, got dt={dt}")
     model = model.eval()
     if isinstance(model, NIRGraphModule):

@@ -36,6 +36,7 @@ the convention's reset for every neuron (with ``"snntorch"``, see above).
 
 from __future__ import annotations
 
+import errno
 import os
 
 import numpy as np
@@ -73,7 +74,7 @@ def read_nir(source):
         return nir.NIRGraph.from_list(source)
     path = os.fspath(source)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"NIR file {path} does not exist")
+        raise FileNotFoundError(errno.ENOENT, "NIR file does not exist", path)
     try:
         # nir's own type check rejects files the peers write (scalar parameters); the
         # dry run of from_nir checks the shapes instead, naming the node
@@ -99,15 +100,15 @@ def from_nir(source, dt: float | None = None, convention: str = "nir",
         spikes = net(torch.rand(100, 8, 20))   # [T, B, 20] -> [T, B, out]
     """
     if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+        raise NIRGraphError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if reset not in RESETS:
-        raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+        raise NIRGraphError(f"reset must be one of {RESETS}, got {reset!r}")
     graph = read_nir(source)
     meta = {k: _plain(v) for k, v in (graph.metadata or {}).items()}
     if dt is None:
         dt = meta.get("dt", CONVENTION_DT.get(convention))
     if dt is None:
-        raise ValueError("the NIR file does not state its time step: pass dt (seconds), or a "
+        raise NIRGraphError("the NIR file does not state its time step: pass dt (seconds), or a "
                          "convention ('snntorch': 1e-4, 'norse': 1e-3)")
     dt = float(dt)
     nodes, edges = _flatten_graph(graph)

@@ -26,7 +26,7 @@ def nir_model(input_shape, num_classes, cfg):
     dataset's input shape and class count."""
     spec = dict(getattr(cfg, "nir", None) or {})
     if not spec.get("file"):
-        raise ValueError("model.name=nir needs model.nir.file, the NIR file to run")
+        raise NIRGraphError("model.name=nir needs model.nir.file, the NIR file to run")
     net = from_nir(spec["file"], dt=spec.get("dt"), convention=spec.get("convention", "nir"),
                    reset=spec.get("reset"))
     shapes = net.node_shapes(tuple(input_shape))
