@@ -193,3 +193,21 @@ def test_norse_lifcell_export_imports_with_native_spikes():
                    backend=REF)(x)
     assert want.sum() > 100
     assert torch.equal(got, want)
+
+
+def test_snntorch_rleaky_export_imports_with_native_spikes():
+    """A recurrent Leaky (snnTorch's nested RLeaky subgraph, a cycle through the neuron):
+    the recurrent input arrives one step late and carries ``recurrent(0)``, its bias, into
+    the first step, as RLeaky computes it."""
+    torch.manual_seed(5)
+    (fc,) = _drive(nn.Linear(20, 16))
+    rleaky = snn.RLeaky(beta=torch.full((16,), 0.8), threshold=torch.ones(16),
+                        linear_features=16, init_hidden=True, output=True)
+    native = nn.Sequential(fc, rleaky)
+    x = _x(5)
+    want = _run_snntorch(native, x)
+    graph = export_to_nir(native, torch.randn(20))
+    assert any(e[0] == e2[1] and e[1] == e2[0] for e in graph.edges for e2 in graph.edges)
+    got = from_nir(graph, convention="snntorch", reset="subtract", backend=REF)(x)
+    assert want.sum() > 100
+    assert torch.equal(got, want)

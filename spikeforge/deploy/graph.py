@@ -188,7 +188,9 @@ class NIRGraphModule(nn.Module):
     ``d >= 1`` steps inside a cycle gives it its delay, and otherwise the edge that
     closes the cycle (found depth-first from the inputs, in the file's edge order)
     carries the previous step's output, the one-step delay of snnTorch's ``RLeaky``
-    and Norse's recurrent cells. A cycle through no neuron, integrator or delay is an
+    and Norse's recurrent cells; into step 0 it carries the network's output at rest
+    (:meth:`_rest`: an Affine's bias, as ``RLeaky`` adds). A delay's output before its
+    first input is 0. A cycle through no neuron, integrator or delay is an
     algebraic loop and an error naming its nodes.
     """
 
@@ -338,10 +340,37 @@ class NIRGraphModule(nn.Module):
             self._record(n, out[n])
         return out
 
+    def _rest(self, x0: torch.Tensor) -> dict:
+        """Every node's output at step -1, the network at rest under zero input: neurons
+        and integrators emit their rest output, per-sample layers their response (an
+        Affine its bias). What a recurrent edge carries into step 0 (snnTorch's ``RLeaky``
+        adds ``recurrent(0)``, the bias, at its first step)."""
+        shapes = self.node_shapes(tuple(x0.shape[1:]))
+        self._lead = 1
+        b = x0.shape[0]
+        rest: dict = {}
+        for n in self.order:
+            if n in self.inputs:
+                rest[n] = torch.zeros_like(x0)
+                continue
+            terms = {a: (x0.new_zeros((b,) + shapes[a]) if (a, n) in self.back_edges
+                         or self._breaker(a) else rest.get(a)) for a in self.preds[n]}
+            y = self._gather(n, terms)
+            m = self.module(n)
+            if m is None:
+                rest[n] = y
+            elif isinstance(m, LeakyIntegrator):
+                rest[n] = m.v_leak.to(y.dtype).expand_as(y).clone()
+            elif is_stateful(m):
+                rest[n] = torch.zeros_like(y)
+            else:
+                rest[n] = m(y)
+        return rest
+
     def _run_steps(self, x: torch.Tensor) -> dict:
+        prev: dict = {} if self._shapes is not None else self._rest(x[0])
         self._lead = 1
         states: dict = {}
-        prev: dict = {}
         seq: dict = {n: [] for n in self.outputs}
         for t in range(x.shape[0]):
             cur: dict = {}

@@ -112,8 +112,8 @@ def from_nir(source, dt: float | None = None, convention: str = "nir",
                          "convention ('snntorch': 1e-4, 'norse': 1e-3)")
     dt = float(dt)
     nodes, edges = _flatten_graph(graph)
-    inputs = [n for n, node in nodes.items() if type(node).__name__ == "Input" and "." not in n]
-    outputs = [n for n, node in nodes.items() if type(node).__name__ == "Output" and "." not in n]
+    inputs = [n for n, node in graph.nodes.items() if type(node).__name__ == "Input"]
+    outputs = [n for n, node in graph.nodes.items() if type(node).__name__ == "Output"]
     modules: dict = {}
     expect: dict = {}
     extra_edges: list = []
