@@ -214,7 +214,10 @@ def _nir_parsers(sub, debug) -> None:
         description="Read a NIR file with the exporter's conventions into a run directory "
         "that spikeforge eval runs on the dataset of the config/overrides.",
     )
-    i.add_argument("file", metavar="FILE", help="NIR file to read")
+    # FILE and the overrides are one positional list, so that overrides may also follow
+    # the options (argparse would take FILE and an empty override list together)
+    i.add_argument("file_and_overrides", nargs="+", metavar="FILE [KEY=VALUE ...]",
+                   help="NIR file to read, then " + OVERRIDE_HELP)
     i.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     i.add_argument("--convention", default="nir", choices=("nir", "snntorch", "norse"))
     i.add_argument("--dt", type=float,
@@ -222,7 +225,6 @@ def _nir_parsers(sub, debug) -> None:
     i.add_argument("--reset", choices=("hard", "zero", "subtract"),
                    help="reset rule the file cannot state (default: the convention's)")
     i.add_argument("--config", metavar="FILE", help="YAML config naming the dataset to evaluate on")
-    i.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
 
 def _export(args) -> int:
@@ -235,8 +237,9 @@ def _export(args) -> int:
 def _import_nir(args) -> int:
     from spikeforge.deploy import import_run
 
-    print(json.dumps(import_run(args.file, args.out, args.convention, args.dt, args.reset,
-                                args.config, args.overrides)))
+    path, *overrides = args.file_and_overrides
+    print(json.dumps(import_run(path, args.out, args.convention, args.dt, args.reset,
+                                args.config, overrides)))
     return 0
 
 
