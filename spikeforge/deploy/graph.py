@@ -91,6 +91,7 @@ class LeakyIntegrator(nn.Module):
         self.register_buffer("v_leak", torch.as_tensor(v_leak, dtype=torch.float32))
 
     def step(self, x: torch.Tensor, state=None):
+        """One step from membrane ``state`` (None: ``v_leak``): ``(V[t], V[t])``."""
         v = self.v_leak.to(x.dtype).expand_as(x) if state is None else state
         k, r, v_leak = (b.to(x.dtype) for b in (self.k, self.r, self.v_leak))
         v = v + k * (r * x - (v - v_leak))
@@ -111,6 +112,7 @@ class Integrator(nn.Module):
         self.register_buffer("r", torch.as_tensor(r, dtype=torch.float32))
 
     def step(self, x: torch.Tensor, state=None):
+        """One step from ``state`` (None: 0): ``(V[t], V[t])``."""
         v = torch.zeros_like(x) if state is None else state
         v = v + self.dt * self.r.to(x.dtype) * x
         return v, v
@@ -216,6 +218,7 @@ class NIRGraphModule(nn.Module):
         self._plan()
 
     def module(self, name: str) -> nn.Module | None:
+        """The module of node ``name`` (None for a pass-through Input/Output node)."""
         return self.layers[_key(name)] if _key(name) in self.layers else None
 
     # --- scheduling ----------------------------------------------------------------
