@@ -182,7 +182,8 @@ def _unwrap(m: nn.Module) -> nn.Module:
 
 
 def neuron_layer(name: str, m: SpikingNeuron) -> NeuronLayer:
-    """The parameters of a spikeforge IF/LIF/PLIF module, or a named error."""
+    """The parameters of a spikeforge IF/LIF/PLIF module, or a named error for a type or
+    option the event-driven update does not implement."""
     spec = m.spec
     kind = getattr(spec, "kind", "lif")
     if kind not in ("if", "lif"):
@@ -190,7 +191,16 @@ def neuron_layer(name: str, m: SpikingNeuron) -> NeuronLayer:
             f"layer {name!r} is a {type(m).__name__} (kind {kind!r}); event-driven "
             "deployment runs IF and LIF neurons"
         )
-    k = 0.0 if kind == "if" else float(m.leak())
+    unsupported = [
+        opt for opt in ("reset_delay", "fire_strict") if getattr(spec, opt, False)
+    ] + (["learn_threshold"] if getattr(m, "threshold", None) is not None else [])
+    if unsupported:
+        raise DeploymentError(
+            f"layer {name!r} ({type(m).__name__}) uses {', '.join(unsupported)}, which the "
+            "event-driven update does not implement"
+        )
+    params = m.params()
+    k = 0.0 if kind == "if" else float(params[0])
     return NeuronLayer(
         name=name,
         k=k,
