@@ -121,20 +121,31 @@ def test_noncontiguous_nd_and_parallel_input():
         check(random_input((3, 100_000), torch.float32, seed=6), None, spec)  # parallel driver
 
 
+_HARNESS = []
+
+
+def _surrogate_harness():
+    """A numba loop over the kernels' ``surrogate_grad`` (compiled once per dtype)."""
+    if not _HARNESS:
+        from numba import njit
+
+        from spikeforge.ops.cpu.surrogates import surrogate_grad
+
+        @njit
+        def grads(z, surr, alpha, c1, c2, inv_alpha, out):
+            one, zero = z.dtype.type(1), z.dtype.type(0)
+            for i in range(z.shape[0]):
+                out[i] = surrogate_grad(z[i], surr, alpha, c1, c2, one, zero, inv_alpha)
+
+        _HARNESS.append(grads)
+    return _HARNESS[0]
+
+
 @pytest.mark.parametrize("name", SURROGATE_NAMES)
 def test_kernel_surrogates_equal_the_definitions(name):
     """The one place the CPU kernels define each surrogate (ops/cpu/surrogates.py) gives
     functional/surrogate.py's derivative, in float32 and float64."""
-    from numba import njit
-
-    from spikeforge.ops.cpu.surrogates import surrogate_grad
-
-    @njit
-    def grads(z, surr, alpha, c1, c2, inv_alpha, out):
-        one, zero = z.dtype.type(1), z.dtype.type(0)
-        for i in range(z.shape[0]):
-            out[i] = surrogate_grad(z[i], surr, alpha, c1, c2, one, zero, inv_alpha)
-
+    grads = _surrogate_harness()
     sur = SURROGATES[name](1.7)
     for np_dt, t_dt in ((np.float32, torch.float32), (np.float64, torch.float64)):
         z = torch.linspace(-3, 3, 601, dtype=t_dt)
