@@ -170,13 +170,12 @@ import itertools, re, sys
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from triton.runtime.jit import JITFunction
-from spikeforge.ops import triton_neuron
+from spikeforge.ops.triton import jit
 
-triton_neuron.kernels()  # binds the jitted helper functions the kernels call
+KERNELS = jit.kernels()
 
-def ptx_of(kernel, types, constexprs, fusion=False):
-    fn = JITFunction(kernel)
+def ptx_of(name, types, constexprs, fusion=False):
+    fn = KERNELS[name]
     sig = {n: ("constexpr" if n in constexprs else types[n]) for n in fn.arg_names}
     cons = {(fn.arg_names.index(n),): v for n, v in constexprs.items()}
     try:
@@ -190,35 +189,59 @@ def ptx_of(kernel, types, constexprs, fusion=False):
     return compiled.asm["ptx"]
 
 xdt, cdt = sys.argv[1], sys.argv[2]
-fwd_types = dict(x_ptr="*" + xdt, v0_ptr="*fp32", s_ptr="*" + xdt, v_ptr="*" + cdt,
-                 k_ptr="*fp32", p_ptr="*" + cdt, T="i32", N="i32")
+X, C = "*" + xdt, "*" + cdt
+types = dict(x_ptr=X, s_ptr=X, gs_ptr=X, gx_ptr=X, v0_ptr="*fp32", a0_ptr="*fp32",
+             i0_ptr="*fp32", gv_ptr="*fp32", ga_ptr="*fp32", gi_ptr="*fp32", k_ptr="*fp32",
+             v_ptr=C, a_ptr=C, i_ptr=C, h_ptr=C, as_ptr=C, gv0_ptr=C, ga0_ptr=C, gi0_ptr=C,
+             gk_ptr=C, q_ptr=C, p_ptr=C, T="i32", N="i32", last="i32")
 stores = {}
-for kind, decay, reset, write_v in itertools.product((0, 1), (True, False), (0, 1, 2),
+for leak, decay, reset, write_v in itertools.product((False, True), (True, False), (0, 1, 2),
                                                      (True, False)):
-    cons = dict(HAS_V0=True, KIND=kind, DECAY=decay, RESET=reset, WRITE_V=write_v, BLOCK=1024)
-    ptx = ptx_of(triton_neuron._fwd_kernel, fwd_types, cons)
+    cons = dict(HAS_V0=True, LEAK=leak, DECAY=decay, RESET=reset, STRICT=False,
+                WRITE_V=write_v, BLOCK=1024)
+    ptx = ptx_of("lif_fwd", types, cons)
     assert not re.search(r"\bfma\.", ptx), cons
-    stores[kind, decay, reset, write_v] = len(re.findall(r"\bst\.global", ptx))
+    stores[leak, decay, reset, write_v] = len(re.findall(r"\bst\.global", ptx))
 # without WRITE_V the final membrane's store is gone
 assert all(stores[key + (False,)] < stores[key + (True,)] for key in
-           itertools.product((0, 1), (True, False), (0, 1, 2))), stores
-cons = dict(HAS_V0=True, KIND=1, DECAY=True, RESET=0, WRITE_V=True, BLOCK=1024)
-assert re.search(r"\bfma\.", ptx_of(triton_neuron._fwd_kernel, fwd_types, cons, fusion=True))
-bwd_types = dict(x_ptr="*" + xdt, v0_ptr="*fp32", gs_ptr="*" + xdt, gv_ptr="*fp32",
-                 gx_ptr="*" + xdt, h_ptr="*" + cdt, gv0_ptr="*" + cdt, gk_ptr="*" + cdt,
-                 k_ptr="*fp32", p_ptr="*" + cdt, T="i32", N="i32", last="i32")
-opts = [(1, 0, False), (1, 1, False), (0, 2, True), (1, 0, True), (0, 1, True)]
-for surr, (kind, reset, detach) in zip(range(5), opts):
-    cons = dict(HAS_V0=True, HAS_GV=True, KIND=kind, DECAY=True, RESET=reset, DETACH=detach,
-                SURR=surr, NEED_GX=True, NEED_GV0=True, NEED_GK=kind == 1, H16=False,
-                BLOCK=256)
-    ptx = ptx_of(triton_neuron._bwd_kernel, bwd_types, cons)
+           itertools.product((False, True), (True, False), (0, 1, 2))), stores
+cons = dict(HAS_V0=True, LEAK=True, DECAY=True, RESET=0, STRICT=False, WRITE_V=True,
+            BLOCK=1024)
+assert re.search(r"\bfma\.", ptx_of("lif_fwd", types, cons, fusion=True))
+opts = [(True, 0, False), (True, 1, False), (False, 2, True), (True, 0, True), (False, 1, True)]
+for surr, (leak, reset, detach) in zip(range(5), opts):
+    cons = dict(HAS_V0=True, HAS_GV=True, LEAK=leak, DECAY=True, RESET=reset, DETACH=detach,
+                SURR=surr, STRICT=surr == 2, NEED_GX=True, NEED_GV0=True, NEED_GK=leak,
+                H16=False, BLOCK=256)
+    ptx = ptx_of("lif_bwd", types, cons)
     # the H scratch is kept in L2 (evict_last) while x and the spike grads stream past
     assert "ld.global" in ptx and "L2::evict_last" in ptx and "L2::evict_first" in ptx
     if xdt in ("bf16", "fp16"):  # float16 Z scratch in the grad_x buffer
-        cons.update(HAS_V0=False, NEED_GV0=False, NEED_GK=False, H16=True)
-        ptx = ptx_of(triton_neuron._bwd_kernel, {**bwd_types, "h_ptr": "*fp16"}, cons)
+        cons.update(HAS_V0=False, NEED_GV0=False, NEED_GK=False, H16=True, STRICT=False)
+        ptx = ptx_of("lif_bwd", {**types, "h_ptr": "*fp16"}, cons)
         assert "ld.global" in ptx and "cvt.rn.f16.f32" in ptx
+# ALIF and CubaLIF: in float32 the forward for every reset and decay (no FMA; WRITE_STATE
+# adds the two state stores) and the backward for every surrogate with the resets
+# rotating; in the other dtypes one forward and one backward each (the dtype plumbing)
+full = xdt == "fp32"
+for kind in ("alif", "cubalif"):
+    fwd_cases = list(itertools.product((True, False), (0, 1, 2))) if full else [(True, 1)]
+    for decay, reset in fwd_cases:
+        cons = dict(HAS_S0=True, DECAY=decay, RESET=reset, STRICT=not decay,
+                    WRITE_STATE=True, BLOCK=1024)
+        ptx = ptx_of(kind + "_fwd", types, cons)
+        assert not re.search(r"\bfma\.", ptx), (kind, cons)
+    if full:
+        n_write = len(re.findall(r"\bst\.global", ptx))
+        ptx = ptx_of(kind + "_fwd", types, {**cons, "WRITE_STATE": False})
+        assert len(re.findall(r"\bst\.global", ptx)) < n_write, kind
+    gstate = ("HAS_GV", "HAS_GA") if kind == "alif" else ("HAS_GI", "HAS_GV")
+    for surr in range(5) if full else (1,):
+        cons = dict(HAS_S0=surr % 2 == 0, DECAY=surr != 3, RESET=surr % 3,
+                    DETACH=surr in (1, 4), SURR=surr, STRICT=surr == 2, NEED_GX=True,
+                    NEED_GS0=surr % 2 == 0, BLOCK=256, **{g: True for g in gstate})
+        ptx = ptx_of(kind + "_bwd", types, cons)
+        assert "L2::evict_last" in ptx and "L2::evict_first" in ptx, (kind, cons)
 print("ok")
 """
 
@@ -226,10 +249,10 @@ print("ok")
 @pytest.mark.parametrize("xdt,cdt", [("fp32", "fp32"), ("bf16", "fp32"), ("fp16", "fp32"),
                                      ("fp64", "fp64")])
 def test_kernels_compile_for_a_gpu_without_fma_in_the_forward(xdt, cdt):
-    """What the interpreter checked must also compile for CUDA: the forward for every
-    option, the backward for every surrogate, down to a cubin (ptxas runs). The forward
-    PTX has no fused multiply-add (it would change spikes against the reference), while
-    the same kernel compiled with fusion allowed does."""
+    """What the interpreter checked must also compile for CUDA: the forward of every kind
+    for every option, the backward for every surrogate, down to a cubin (ptxas runs).
+    The forward PTX has no fused multiply-add (it would change spikes against the
+    reference), while the same kernel compiled with fusion allowed does."""
     import subprocess
     import sys
 
