@@ -78,8 +78,8 @@ def test_forward_without_state_matches_reference(dtype, T):
         check_without_state("cpu", x, None, None, spec)
         check_without_state("cpu", x, random_input((n,), torch.float32, seed=12),
                             torch.tensor(0.2), spec)
-        s, v = cpu_neuron.forward(x, None, 0.5, spec, need_v=False)
-        assert v is None and torch.equal(s, cpu_neuron.forward(x, None, 0.5, spec)[0])
+        s, v = cpu_neuron.forward(x, (None,), (0.5,), spec, need_state=False)
+        assert v is None and torch.equal(s, cpu_neuron.forward(x, (None,), (0.5,), spec)[0])
 
 
 def test_launch_plans_follow_the_spec_not_its_address():
@@ -166,7 +166,7 @@ def test_only_the_variants_used_are_compiled():
         "from spikeforge.ops.spec import NeuronSpec\n"
         "spec = NeuronSpec(kind='lif', reset='soft', decay_input=False, surrogate='triangle')\n"
         "x = torch.randn(4, 64, requires_grad=True)\n"
-        "dispatch.multistep('cpu', x, None, 0.5, spec)[0].sum().backward()\n"
+        "dispatch.multistep('cpu', x, None, (0.5,), spec)[0].sum().backward()\n"
         "print(sorted(cpu_neuron._FORM_ROWS), sorted(cpu_neuron._GRAD_ROWS))\n"
         "print(cpu_neuron._FORM_ROWS[((1, 0, 1), 'float32')]['fwd4'].py_func.__name__)\n"
         "print(cpu_neuron._GRAD_ROWS[(4, 'float32')]['grad4'].py_func.__name__)\n"
@@ -185,7 +185,7 @@ def test_form_key_ignores_decay_for_if():
 def test_single_step_and_empty_batch():
     spec = make_spec("if", "hard", False, True, "rectangle")
     check_against_reference("cpu", random_input((1, 9), torch.float32), None, None, spec)
-    s, v = dispatch.multistep("cpu", torch.zeros(3, 0), None, 0.5, spec)
+    s, (v,) = dispatch.multistep("cpu", torch.zeros(3, 0), None, (), spec)
     assert s.shape == (3, 0) and v.shape == (0,)
 
 
@@ -193,7 +193,7 @@ def test_only_k_needs_grad():
     spec = make_spec("lif", "hard", False, True, "atan")
     x = random_input((6, 50), torch.float32)
     w = torch.tensor(0.2, requires_grad=True)
-    s, _ = dispatch.multistep("cpu", x, None, torch.sigmoid(w), spec)
+    s, _ = dispatch.multistep("cpu", x, None, (torch.sigmoid(w),), spec)
     s.sum().backward()
     w_ref = torch.tensor(0.2, requires_grad=True)
     from spikeforge.functional.neuron import multistep_reference
@@ -251,9 +251,9 @@ def test_module_asks_for_the_state_only_when_returning_it(monkeypatch):
     asked = []
     real = dispatch.multistep
 
-    def spy(backend, x, v0, k, spec, need_state=True):
+    def spy(backend, x, state0, params, spec, need_state=True):
         asked.append(need_state)
-        return real(backend, x, v0, k, spec, need_state)
+        return real(backend, x, state0, params, spec, need_state)
 
     monkeypatch.setattr(dispatch, "multistep", spy)
     lif = LIF(tau=2.0, backend="cpu")
@@ -305,11 +305,15 @@ def test_dispatch_errors_name_the_problem(monkeypatch):
         reason = dispatch.unavailable_reason("triton", torch.device("cpu"))
         assert "CUDA" in reason and "TRITON_INTERPRET" in reason
     with pytest.raises(RuntimeError, match="CPU tensors"):
-        dispatch.multistep("cpu", torch.zeros(2, 3, device="meta"), None, 0.5, NeuronSpec())
-    with pytest.raises(ValueError, match="v0"):
-        dispatch.multistep("cpu", torch.zeros(2, 3), torch.zeros(4), 0.5, NeuronSpec())
+        dispatch.multistep("cpu", torch.zeros(2, 3, device="meta"), None, (0.5,), NeuronSpec())
+    with pytest.raises(ValueError, match="initial state 'v'"):
+        dispatch.multistep("cpu", torch.zeros(2, 3), (torch.zeros(4),), (0.5,), NeuronSpec())
     with pytest.raises(ValueError, match="one-element"):
-        dispatch.multistep("cpu", torch.zeros(2, 3), None, torch.ones(2), NeuronSpec())
+        dispatch.multistep("cpu", torch.zeros(2, 3), None, (torch.ones(2),), NeuronSpec())
+    with pytest.raises(RuntimeError, match="takes params"):
+        dispatch.multistep("cpu", torch.zeros(2, 3), None, (), NeuronSpec())
+    with pytest.raises(RuntimeError, match="kind 'toy'"):
+        dispatch.multistep("cpu", torch.zeros(2, 3), None, (), NeuronSpec(kind="toy"))
     assert "unknown backend" in dispatch.unavailable_reason("cuda-magic", torch.device("cpu"))
 
 
@@ -368,7 +372,7 @@ def test_launching_numba_threads_keeps_torch_thread_setting():
         "x = torch.randn(8, 1 << 16)\n"
         "from spikeforge.ops import dispatch\n"
         "from spikeforge.ops.spec import NeuronSpec\n"
-        "dispatch.multistep('cpu', x, None, 0.5, NeuronSpec())\n"
+        "dispatch.multistep('cpu', x, None, (0.5,), NeuronSpec())\n"
         "print(torch.get_num_threads())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

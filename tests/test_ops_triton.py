@@ -104,7 +104,7 @@ def test_float16_scratch_keeps_spikes_exact_at_the_edges(dtype, surrogate):
             if backend == "reference":
                 s, v, _ = multistep_reference(xx, v0, 1.0, spec)
             else:
-                s, v = dispatch.multistep("triton", xx, v0, 1.0, spec)
+                s, (v,) = dispatch.multistep("triton", xx, None if v0 is None else (v0,), (), spec)
             (s.float() * gs).sum().backward()
             grads.append((s.detach(), xx.grad))
         (rs, rg), (ts, tg) = grads
@@ -159,7 +159,7 @@ def test_modules_with_triton_backend_equal_reference():
 def test_no_grad_forward_and_single_step():
     spec = NeuronSpec(kind="if", reset="soft")
     with torch.no_grad():
-        s, v = dispatch.multistep("triton", torch.full((1, 4), 1.5), None, 1.0, spec)
+        s, (v,) = dispatch.multistep("triton", torch.full((1, 4), 1.5), None, (), spec)
     assert torch.equal(s, torch.ones(1, 4)) and torch.allclose(v, torch.full((4,), 0.5))
 
 

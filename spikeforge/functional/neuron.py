@@ -85,7 +85,7 @@ def multistep_reference(
         surrogate = get_surrogate(spec.surrogate, spec.alpha)
     compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     xc = x.to(compute_dtype)
-    v = torch.zeros_like(xc[0]) if v0 is None else v0.to(compute_dtype)
+    v = torch.full_like(xc[0], spec.v_rest) if v0 is None else v0.to(compute_dtype)
     spikes, v_seq = [], []
     for t in range(x.shape[0]):
         s, v = neuron_step(xc[t], v, k, spec, surrogate)
@@ -149,8 +149,11 @@ def multistep_neuron(
     if chosen == "reference" or record_membrane:
         out = multistep_reference(x, v0, k, spec, surrogate, record_membrane)
         return out if need_state or record_membrane else out._replace(v=None)
-    spikes, v = dispatch.multistep(chosen, x, v0, k, spec, need_state)
-    return MultiStepResult(spikes, v, None)
+    spikes, state = dispatch.multistep(
+        chosen, x, None if v0 is None else (v0,), () if spec.kind == "if" else (k,), spec,
+        need_state,
+    )
+    return MultiStepResult(spikes, None if state is None else state[0], None)
 
 
 def resolve_backend(backend: str, device: torch.device, surrogate: Surrogate) -> str:

@@ -85,6 +85,7 @@ from numba.experimental.function_type import _get_wrapper_address
 from numba.extending import intrinsic, overload
 
 from spikeforge.ops import _cpu_pool
+from spikeforge.ops._autograd import legacy_single_state
 from spikeforge.ops.spec import RESET_KINDS, SURROGATE_NAMES, NeuronSpec
 
 # ---------------------------------------------------------------------------
@@ -1181,8 +1182,8 @@ def _state_arg(t: torch.Tensor | None, n: int, cdt: torch.dtype) -> torch.Tensor
     return t.detach().reshape(n).to(cdt).contiguous()
 
 
-def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec,
-            need_v: bool = True):
+def forward_v(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec,
+              need_v: bool = True):
     """Raw fused forward (no autograd) over ``x2d`` ``[T, N]`` on the CPU::
 
         H[t] = charge(V[t-1], X[t]),  S[t] = H[t] - V_th >= 0,  V[t] = reset(H[t], S[t])
@@ -1210,7 +1211,7 @@ def forward(x2d: torch.Tensor, v0: torch.Tensor | None, k, spec: NeuronSpec,
     return s, v
 
 
-def backward(
+def backward_v(
     x2d: torch.Tensor,
     v0: torch.Tensor | None,
     k,
@@ -1221,7 +1222,7 @@ def backward(
     need_gv0: bool = True,
     need_gk: bool = True,
 ):
-    """Raw fused backward of :func:`forward` for output gradients ``grad_s`` (``dL/dS``,
+    """Raw fused backward of :func:`forward_v` for output gradients ``grad_s`` (``dL/dS``,
     ``None`` = 0) and ``grad_v`` (``dL/dV[T-1]``, ``None`` = 0)::
 
         gH[t] = gS[t] sg(H[t] - V_th) + gV[t] dV[t]/dH[t],   gX[t] = kx gH[t],
@@ -1259,3 +1260,7 @@ def backward(
         like, chunk, nthreads, *rows,
     )
     return gx, gv0, None if gk_part is None else gk_part.sum()
+
+
+# The raw entry points of :mod:`spikeforge.ops._autograd` (tuple state and params).
+forward, backward = legacy_single_state(forward_v, backward_v)
