@@ -28,6 +28,7 @@ from test_ops_oracle import (
 
 from spikeforge.ops import dispatch, triton_neuron
 from spikeforge.ops.spec import NeuronSpec
+from spikeforge.ops.triton import jit as triton_jit
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -43,8 +44,10 @@ def _interpreter():
 
 def test_available_on_cpu_tensors_under_the_interpreter():
     assert dispatch.is_available("triton", torch.device("cpu"))
-    fwd, bwd = triton_neuron.kernels()
-    assert type(fwd).__name__ == "InterpretedFunction"
+    kernels = triton_neuron.kernels()
+    assert set(kernels) == {"lif_fwd", "lif_bwd", "alif_fwd", "alif_bwd", "cubalif_fwd",
+                            "cubalif_bwd"}
+    assert all(type(k).__name__ == "InterpretedFunction" for k in kernels.values())
 
 
 @pytest.mark.parametrize("kind,reset,detach,decay,surrogate", OPTION_GRID)
@@ -274,16 +277,19 @@ def test_autotuner_is_built_with_valid_keys_for_the_gpu(monkeypatch):
     needed: nothing is launched)."""
     from triton.runtime.autotuner import Autotuner
 
-    assert triton_neuron.tuned_kernels() is None  # the interpreter uses fixed blocks
-    monkeypatch.setattr(triton_neuron, "_interpret", lambda: False)
-    monkeypatch.setattr(triton_neuron, "_TUNED", {})
-    monkeypatch.setattr(triton_neuron, "_KERNELS", {})
-    fwd, bwd = triton_neuron.tuned_kernels()
-    assert isinstance(fwd, Autotuner) and isinstance(bwd, Autotuner)
-    assert fwd.keys == ["T", "N"] and bwd.reset_to_zero == ["gk_ptr"]
-    assert len(bwd.configs) == len(triton_neuron._BWD_CONFIGS) > 1
-    monkeypatch.setattr(triton_neuron, "AUTOTUNE", False)
-    assert triton_neuron.tuned_kernels() is None
+    assert triton_jit.tuned("lif_fwd") is None  # the interpreter uses fixed blocks
+    monkeypatch.setattr(triton_jit, "interpret", lambda: False)
+    monkeypatch.setattr(triton_jit, "_TUNED", {})
+    monkeypatch.setattr(triton_jit, "_KERNELS", {})
+    for name in triton_jit.kernels():
+        kern = triton_jit.tuned(name)
+        assert isinstance(kern, Autotuner) and kern.keys == ["T", "N"], name
+        configs = triton_jit.BWD_CONFIGS if name.endswith("_bwd") else triton_jit.FWD_CONFIGS
+        assert len(kern.configs) == len(configs) > 1
+    assert triton_jit.tuned("lif_bwd").reset_to_zero == ["gk_ptr"]
+    assert not triton_jit.tuned("alif_bwd").reset_to_zero
+    monkeypatch.setattr(triton_jit, "AUTOTUNE", False)
+    assert triton_jit.tuned("lif_fwd") is None
 
 
 def test_failed_tuning_falls_back_to_fixed_blocks(monkeypatch):
@@ -293,7 +299,7 @@ def test_failed_tuning_falls_back_to_fixed_blocks(monkeypatch):
     class TunedForward:  # stands in for a working autotuner: one config, the grid lambda
         def __getitem__(self, grid):
             def launch(*args, **kwargs):
-                kern = triton_neuron.kernels()[0]
+                kern = triton_jit.kernels()["lif_fwd"]
                 kern[grid({"BLOCK": 64})](*args, **kwargs, BLOCK=64, num_warps=4)
 
             return launch
@@ -307,12 +313,12 @@ def test_failed_tuning_falls_back_to_fixed_blocks(monkeypatch):
             return launch
 
     state = {}
-    monkeypatch.setattr(triton_neuron, "_TUNED", state)
-    monkeypatch.setattr(triton_neuron, "tuned_kernels",
-                        lambda: None if state.get("failed") else (TunedForward(), BrokenBackward()))
+    monkeypatch.setattr(triton_jit, "_TUNED", state)
+    monkeypatch.setattr(triton_jit, "tuned", lambda name: None if state.get("failed") else (
+        TunedForward() if name == "lif_fwd" else BrokenBackward()))
     spec = make_spec("lif", "soft", False, True, "atan")
     x = random_input((5, 300), torch.float32)
     with pytest.warns(RuntimeWarning, match="autotuning failed"):
         check_against_reference("triton", x, None, torch.tensor(0.2), spec)
-    assert "no GPU" in triton_neuron.tuned_configs()["failed"]
+    assert "no GPU" in triton_jit.tuned_configs()["failed"]
     check_against_reference("triton", x, None, torch.tensor(0.2), spec)  # no more tuning

@@ -25,7 +25,6 @@ list, tensor parameters (PLIF's ``k``) as tensors; the op's outputs are ``[spike
 
 import dataclasses
 import functools
-from typing import Optional
 
 import torch
 
@@ -42,7 +41,7 @@ def tracing() -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _spec(kind: str, v_threshold: float, v_reset: float, reset: str, detach_reset: bool,
-          decay_input: bool, surrogate: str, alpha: float, v_leak: Optional[float],
+          decay_input: bool, surrogate: str, alpha: float, v_leak: float | None,
           reset_delay: bool, fire_strict: bool) -> NeuronSpec:
     return NeuronSpec(kind=kind, v_threshold=v_threshold, v_reset=v_reset, reset=reset,
                       detach_reset=detach_reset, decay_input=decay_input, surrogate=surrogate,
@@ -99,10 +98,10 @@ def _unaliased(outs: list, inputs: list) -> list:
 
 @torch.library.custom_op("spikeforge::multistep", mutates_args=())
 def multistep_op(
-    x2d: Tensor, state0: list[Optional[Tensor]], tparams: list[Optional[Tensor]],
+    x2d: Tensor, state0: list[Tensor | None], tparams: list[Tensor | None],
     fparams: list[float], backend: str, need_state: bool,
     kind: str, v_threshold: float, v_reset: float, reset: str, detach_reset: bool,
-    decay_input: bool, surrogate: str, alpha: float, v_leak: Optional[float],
+    decay_input: bool, surrogate: str, alpha: float, v_leak: float | None,
     reset_delay: bool, fire_strict: bool,
 ) -> list[Tensor]:
     """Fused multi-step neuron forward over contiguous ``x2d`` ``[T, N]``: ``[spikes [T, N]
@@ -124,12 +123,12 @@ def _multistep_fake(x2d, state0, tparams, fparams, backend, need_state, kind, *s
 
 @torch.library.custom_op("spikeforge::multistep_backward", mutates_args=())
 def multistep_backward_op(
-    x2d: Tensor, state0: list[Optional[Tensor]], tparams: list[Optional[Tensor]],
-    fparams: list[float], backend: str, grad_s: Optional[Tensor],
-    grad_state: list[Optional[Tensor]], need_gx: bool, need_gstate: list[bool],
+    x2d: Tensor, state0: list[Tensor | None], tparams: list[Tensor | None],
+    fparams: list[float], backend: str, grad_s: Tensor | None,
+    grad_state: list[Tensor | None], need_gx: bool, need_gstate: list[bool],
     need_gparams: list[bool],
     kind: str, v_threshold: float, v_reset: float, reset: str, detach_reset: bool,
-    decay_input: bool, surrogate: str, alpha: float, v_leak: Optional[float],
+    decay_input: bool, surrogate: str, alpha: float, v_leak: float | None,
     reset_delay: bool, fire_strict: bool,
 ) -> list[Tensor]:
     """Fused multi-step neuron backward: ``[grad_x, *grad_state0, *grad_params]``, each an
