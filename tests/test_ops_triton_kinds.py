@@ -1,4 +1,5 @@
-"""The Triton ALIF and CubaLIF kernels against the reference, in Triton's CPU interpreter:
+"""The Triton ALIF and CubaLIF kernels against the reference (the steps of
+:mod:`spikeforge.neurons.alif` and :mod:`spikeforge.neurons.cubalif`), in Triton's CPU interpreter:
 spikes and final states equal bit for bit, gradients (input and initial state) within
 float tolerance, for every reset, detach_reset, decay_input and surrogate in float32 and
 a rotation of them in bfloat16, float16 and float64."""
@@ -17,6 +18,8 @@ import torch
 
 triton = pytest.importorskip("triton", reason="triton is not installed")
 
+import spikeforge.neurons  # noqa: F401  (registers the reference step of every kind)
+from spikeforge.functional.neuron import multistep_reference
 from spikeforge.ops import dispatch
 from spikeforge.ops.spec import RESET_KINDS, STATE_NAMES, SURROGATE_NAMES, NeuronSpec
 
@@ -36,44 +39,9 @@ PARAMS = {"alif": (0.4, 0.8, 0.3), "cubalif": (0.3, 0.5)}  # (k, rho, beta), (k_
 
 
 def reference(x, state0, params, spec):
-    """The contract's equations (spikeforge.ops.spec) as a plain autograd loop."""
-    from spikeforge.functional.surrogate import get_surrogate
-
-    cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
-    sur = get_surrogate(spec.surrogate, spec.alpha)
-    xc = x.to(cdt)
-    rest = [torch.full_like(xc[0], r) for r in spec.rest_state()]
-    st = rest if state0 is None else [s.to(cdt) for s in state0]
-    out = []
-    for t in range(x.shape[0]):
-        if spec.kind == "alif":
-            k, rho, beta = params
-            v, a = st
-            xt = xc[t]
-            theta = spec.v_threshold + beta * a
-        else:
-            k_syn, k = params
-            i, v = st
-            i = i - k_syn * i + xc[t]
-            xt, theta = i, spec.v_threshold
-        if spec.decay_input:
-            h = v + k * (xt - (v - spec.v_rest))
-        else:
-            h = v - k * (v - spec.v_rest) + xt
-        z = h - theta
-        s = sur(z)
-        if spec.fire_strict:
-            s = s - (z == 0).to(s.dtype)  # H > theta, same surrogate slope
-        sr = s.detach() if spec.detach_reset else s
-        if spec.reset == "hard":
-            v = h * (1 - sr) + spec.v_reset * sr
-        elif spec.reset == "soft":
-            v = h - theta * sr
-        else:
-            v = h
-        st = (v, rho * a + sr) if spec.kind == "alif" else (i, v)
-        out.append(s)
-    return torch.stack(out).to(x.dtype), tuple(st)
+    """The library's reference of the kind (the step registered by its neuron type)."""
+    out = multistep_reference(x, state0, params, spec)
+    return out.spikes, tuple(out.state)
 
 
 def make(kind, reset, detach, decay, surrogate, **kw) -> NeuronSpec:
@@ -178,3 +146,24 @@ def test_support_declaration():
     reason = dispatch.unsupported("triton", NeuronSpec(kind="alif"), torch.float32, cpu,
                                   (torch.tensor(0.5), 0.9, 0.1))
     assert reason is not None and "'k'" in reason
+
+
+def test_modules_with_triton_backend_equal_reference():
+    """``ALIF(backend="triton")`` and ``CubaLIF(backend="triton")`` give the reference
+    module's spikes, final state and gradients."""
+    from spikeforge.neurons import ALIF, CubaLIF
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn((6, 2, 19), generator=g) + 0.4
+    for make_neuron in (lambda b: ALIF(tau=2.0, tau_adapt=5.0, beta=0.3, reset="soft", backend=b),
+                        lambda b: CubaLIF(tau=2.0, tau_syn=3.0, detach_reset=True, backend=b)):
+        outs = []
+        for backend in ("reference", "triton"):
+            xx = x.clone().requires_grad_(True)
+            out = make_neuron(backend)(xx, return_state=True)
+            (out.spikes * torch.arange(19.0)).sum().backward()
+            outs.append((out.spikes.detach(), tuple(out.state), xx.grad))
+        (rs, rst, rg), (ts, tst, tg) = outs
+        assert torch.equal(rs, ts) and rs.any()
+        assert all(torch.equal(a, b) for a, b in zip(rst, tst))
+        torch.testing.assert_close(tg, rg, rtol=2e-4, atol=1e-5)
