@@ -28,6 +28,7 @@ import os
 
 import torch
 
+from spikeforge.ops import custom_op  # registers spikeforge::multistep (exported programs)
 from spikeforge.ops.spec import PARAM_NAMES, STATE_NAMES, NeuronSpec
 
 BACKENDS = ("cpu", "triton")
@@ -218,8 +219,6 @@ def multistep(backend: str, x: torch.Tensor, state0, params, spec: NeuronSpec,
             s0 = s0.reshape(n)
         flat.append(s0)
     if _tracing():  # torch.compile / torch.export / jit.trace: the custom operator
-        from spikeforge.ops import custom_op
-
         spikes, *final = custom_op.apply(backend, spec, bool(need_state), len(names), x2d,
                                          *flat, *params)
     else:
