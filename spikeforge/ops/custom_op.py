@@ -69,10 +69,16 @@ def _entry_points(backend: str):
     return dispatch._entry_points(backend)
 
 
+def _present(ts) -> list:
+    """A list input of the forward operator with its empty placeholders (what stands for
+    ``None``: ``torch.jit.trace`` takes no ``Tensor?[]``) back to ``None``."""
+    return [t if t is not None and t.numel() else None for t in ts]
+
+
 def _params(tparams, fparams) -> tuple:
     """The params tuple of the raw entry points: the tensor where one was given, else the
     float."""
-    return tuple(t if t is not None else f for t, f in zip(tparams, fparams))
+    return tuple(t if t is not None else f for t, f in zip(_present(tparams), fparams))
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -98,18 +104,21 @@ def _unaliased(outs: list, inputs: list) -> list:
 
 @torch.library.custom_op("spikeforge::multistep", mutates_args=())
 def multistep_op(
-    x2d: Tensor, state0: list[Tensor | None], tparams: list[Tensor | None],
+    x2d: Tensor, state0: list[Tensor], tparams: list[Tensor],
     fparams: list[float], backend: str, need_state: bool,
     kind: str, v_threshold: float, v_reset: float, reset: str, detach_reset: bool,
     decay_input: bool, surrogate: str, alpha: float, v_leak: float | None,
     reset_delay: bool, fire_strict: bool,
 ) -> list[Tensor]:
     """Fused multi-step neuron forward over contiguous ``x2d`` ``[T, N]``: ``[spikes [T, N]
-    in x's dtype, *final_state ([N] each, compute dtype; only with need_state)]``."""
+    in x's dtype, *final_state ([N] each, compute dtype; only with need_state)]``. An empty
+    tensor in ``state0`` means that state's rest value; in ``tparams``, that the float in
+    ``fparams`` is the parameter."""
     spec = _spec(kind, v_threshold, v_reset, reset, detach_reset, decay_input, surrogate,
                  alpha, v_leak, reset_delay, fire_strict)
     forward, _ = _entry_points(backend)
-    s, final = forward(x2d, tuple(state0), _params(tparams, fparams), spec, need_state)
+    s, final = forward(x2d, tuple(_present(state0)), _params(tparams, fparams), spec,
+                       need_state)
     return _unaliased([s, *(final if need_state else ())], [x2d, *state0, *tparams])
 
 
@@ -173,6 +182,7 @@ def _multistep_backward_fake(x2d, state0, tparams, fparams, backend, grad_s, gra
 
 def _setup_context(ctx, inputs, output):
     x2d, state0, tparams, fparams, backend, _need_state, *spec_args = inputs
+    state0, tparams = _present(state0), _present(tparams)
     ctx.save_for_backward(x2d, *[s for s in state0 if s is not None],
                           *[t for t in tparams if t is not None])
     ctx.state_none = [s is None for s in state0]
@@ -188,10 +198,10 @@ def _per_entry(need, items: list) -> list[bool]:
     return [bool(need) and t is not None for t in items]
 
 
-def _list_grad(grads: list, items: list):
-    """The gradient of a list input: a list where it holds a tensor, else ``None`` (the
-    structure torch.library expects back)."""
-    return grads if any(t is not None for t in items) else None
+def _list_grad(grads: list):
+    """The gradient of a list input (a list of tensors, placeholders included): a list,
+    or ``None`` for an empty one (the structure torch.library expects back)."""
+    return grads if grads else None
 
 
 def _backward(ctx, grads):
@@ -215,7 +225,7 @@ def _backward(ctx, grads):
               for g, s, need in zip(out[1:1 + k], state0, need_gstate)]
     gparams = [g.to(t.dtype).reshape(t.shape) if need else None
                for g, t, need in zip(out[1 + k:], tparams, need_gparams)]
-    return (gx, _list_grad(gstate, state0), _list_grad(gparams, tparams)) + (None,) * (
+    return (gx, _list_grad(gstate), _list_grad(gparams)) + (None,) * (
         3 + len(ctx.spec_args))
 
 
@@ -228,8 +238,10 @@ def apply(backend: str, spec: NeuronSpec, need_state: bool, n_state: int, x2d: T
     n_state, x2d, *state0, *params)`` (:mod:`spikeforge.ops._autograd`): returns
     ``(spikes, *final_state)`` with ``None`` for each final state when not
     ``need_state``."""
-    state0, params = list(rest[:n_state]), rest[n_state:]
-    tparams = [p if isinstance(p, Tensor) else None for p in params]
+    empty = x2d.new_empty((0,))
+    state0 = [empty if s is None else s for s in rest[:n_state]]
+    params = rest[n_state:]
+    tparams = [p if isinstance(p, Tensor) else empty for p in params]
     fparams = [0.0 if isinstance(p, Tensor) else float(p) for p in params]
     out = multistep_op(x2d, state0, tparams, fparams, backend, bool(need_state),
                        *_spec_args(spec))
