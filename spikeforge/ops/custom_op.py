@@ -19,7 +19,9 @@ same raw kernels, so spikes and gradients are the same either way.
 
 The :class:`~spikeforge.ops.spec.NeuronSpec` travels as its fields (strings, floats,
 bools: schema types that an exported program stores), float parameters as a float
-list, tensor parameters (PLIF's ``k``) as tensors; the op's outputs are ``[spikes,
+list, tensor parameters (PLIF's ``k``) and the initial state as tensor lists in which
+an empty tensor stands for "none" (the rest state; the float parameter), since
+``torch.jit.trace`` takes no ``Tensor?[]``; the op's outputs are ``[spikes,
 *final_state]`` (the state only with ``need_state``).
 """
 
