@@ -19,34 +19,22 @@ import os
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
+
+from spikeforge.io import (  # noqa: F401  (atomic_write_* re-exported for the engine)
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+)
 
 POINTER = "checkpoint.json"
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Text version of :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode())
-
-
 def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str, metadata=None) -> None:
-    """Save tensors as safetensors at ``path`` atomically."""
-    tmp = f"{path}.tmp.{os.getpid()}"
+    """Save tensors as safetensors at ``path`` atomically (:func:`spikeforge.io.atomic_write`)."""
     clean = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
-    save_file(clean, tmp, metadata=metadata)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    data = save(clean, metadata=metadata)
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _jsonable(value: Any) -> Any:
