@@ -14,7 +14,7 @@ Python driver when a model that had run eagerly was compiled).
 Eager calls keep the plain ``torch.autograd.Function`` of :mod:`spikeforge.ops._autograd`:
 going through the dispatcher costs about 0.3 ms of host time per call with a gradient
 (measured: 34 us for the Function, 330 us for the custom op, torch 2.13 CPU), more than
-the CPU kernel's own host work. :func:`tracing` tells the two apart, and both call the
+the CPU kernel's own host work. ``dispatch._tracing`` tells the two apart, and both call the
 same raw kernels, so spikes and gradients are the same either way.
 
 The :class:`~spikeforge.ops.spec.NeuronSpec` travels as its fields (strings, floats,
@@ -33,12 +33,6 @@ import torch
 from spikeforge.ops.spec import PARAM_NAMES, STATE_NAMES, NeuronSpec
 
 Tensor = torch.Tensor
-
-
-def tracing() -> bool:
-    """Whether the caller is being traced (``torch.compile``, ``torch.export``,
-    ``torch.jit.trace``), where the custom operators must be used."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 @functools.lru_cache(maxsize=256)

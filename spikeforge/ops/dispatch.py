@@ -27,6 +27,7 @@ import importlib.util
 import os
 
 import torch
+from torch._C import _is_tracing as _is_jit_tracing  # torch.jit.is_tracing without its wrapper
 
 from spikeforge.ops import custom_op  # registers spikeforge::multistep (exported programs)
 from spikeforge.ops.spec import PARAM_NAMES, STATE_NAMES, NeuronSpec
@@ -150,7 +151,7 @@ def _tracing() -> bool:
     ``torch.jit.trace``): the kernels then run as the custom operators of
     :mod:`spikeforge.ops.custom_op`, which tracers see as one opaque call; eager calls keep
     the lighter autograd Function."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+    return torch.compiler.is_compiling() or _is_jit_tracing()  # 0.4 us in eager
 
 
 def multistep(backend: str, x: torch.Tensor, state0, params, spec: NeuronSpec,
