@@ -14,9 +14,12 @@ from spikeforge.functional.neuron import multistep_reference
 from spikeforge.ops import dispatch
 from spikeforge.ops.spec import RESET_KINDS, SURROGATE_NAMES, NeuronSpec
 
-OPTION_GRID = list(
-    itertools.product(("if", "lif"), RESET_KINDS, (False, True), (True, False), SURROGATE_NAMES)
-)
+# decay_input means nothing to IF (no leak): its False half would repeat the True half.
+OPTION_GRID = [
+    combo for combo in itertools.product(
+        ("if", "lif"), RESET_KINDS, (False, True), (True, False), SURROGATE_NAMES)
+    if combo[0] == "lif" or combo[3]
+]
 HALF = (torch.float16, torch.bfloat16)
 
 

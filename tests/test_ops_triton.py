@@ -288,7 +288,7 @@ def test_autotuner_is_built_with_valid_keys_for_the_gpu(monkeypatch):
         assert len(kern.configs) == len(configs) > 1
     assert triton_jit.tuned("lif_bwd").reset_to_zero == ["gk_ptr"]
     assert not triton_jit.tuned("alif_bwd").reset_to_zero
-    monkeypatch.setattr(triton_jit, "AUTOTUNE", False)
+    monkeypatch.setattr(triton_neuron, "AUTOTUNE", False)
     assert triton_jit.tuned("lif_fwd") is None
 
 

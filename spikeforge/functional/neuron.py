@@ -65,13 +65,14 @@ class MultiStepResult(NamedTuple):
     ``.v`` is the final membrane (``state.v``)."""
 
     spikes: torch.Tensor
-    state: tuple | None
+    state: tuple | torch.Tensor | None
     v_seq: torch.Tensor | None
 
     @property
     def v(self) -> torch.Tensor | None:
         """The final membrane potential, ``state.v`` (``None`` without a state)."""
-        return None if self.state is None else self.state.v
+        st = self.state
+        return st if st is None or isinstance(st, torch.Tensor) else st.v
 
 
 def charge(v: torch.Tensor, x: torch.Tensor, k, spec: NeuronSpec) -> torch.Tensor:
@@ -195,9 +196,10 @@ def multistep_reference(
         x: ``[T, ...]`` floating input.
         state0: the initial state (a tuple in the type's order, a bare tensor for
             one-variable types, or ``None`` for the rest state).
-        params: the type's parameter tuple (kernel order, see :mod:`spikeforge.ops.spec`);
-            a bare number or tensor is read as ``(k,)`` for kind ``"lif"`` and ignored
-            for ``"if"``.
+        params: the type's parameter tuple (kernel order, see :mod:`spikeforge.ops.spec`).
+            The older one-variable form, a bare ``k`` (read as ``(k,)`` for kind
+            ``"lif"``, ignored for ``"if"``), also returns the older result: the final
+            membrane tensor in place of the named state.
         spec: the options; ``surrogate`` defaults to ``spec.surrogate``.
         step / state_type: the type's step and state; default: the reference of kernel
             kind ``spec.kind`` (:data:`KERNEL_REFERENCES`).
@@ -216,7 +218,8 @@ def multistep_reference(
                 "built-in types, or pass step= and state_type=)"
             )
         state_type, step = KERNEL_REFERENCES[spec.kind]
-    if not isinstance(params, tuple):
+    legacy = not isinstance(params, tuple)
+    if legacy:
         params = () if spec.kind == "if" else (params,)
     if surrogate is None:
         surrogate = get_surrogate(spec.surrogate, spec.alpha)
@@ -235,6 +238,8 @@ def multistep_reference(
         if record_membrane:
             v_seq.append(state.v)
     s_all = torch.stack(spikes).to(x.dtype)
+    if legacy and len(state) == 1:
+        state = state.v
     return MultiStepResult(s_all, state, torch.stack(v_seq) if record_membrane else None)
 
 

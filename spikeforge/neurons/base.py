@@ -26,7 +26,7 @@ from spikeforge.functional.neuron import (
     choose_backend,
     compute_dtype,
     lif_step,
-    multistep_neuron,
+    multistep_reference,
     register_reference,
     rest_state,
 )
@@ -136,6 +136,7 @@ class SpikingNeuron(nn.Module):
             shape = () if channels is None else (int(channels),)
             self.threshold = nn.Parameter(torch.full(shape, float(v_threshold)))
         self.backend = backend
+        self._backend_cache: dict = {}
 
     def _check_backend(self) -> None:
         """Fail at construction, not at the first batch, when an explicit backend cannot
@@ -219,13 +220,34 @@ class SpikingNeuron(nn.Module):
         """
         check_sequence_input(x)
         state = self._state(state, x.shape[1:], "forward()")
-        out = multistep_neuron(
-            x, state, self.params(), self.spec, self.surrogate, self.backend,
-            record_membrane, need_state=return_state or record_membrane,
-            step=self.step_fn, state_type=self.State, theta=self._theta(x[0]),
-            name=self.type_name or type(self).__name__,
-        )
-        return out if (return_state or record_membrane) else out.spikes
+        params = self.params()
+        theta = None if self.threshold is None else self._theta(x[0])
+        need_state = return_state or record_membrane
+        chosen = self._backend_for(x, params)
+        if chosen == "reference" or record_membrane:
+            out = multistep_reference(x, state, params, self.spec, self.surrogate,
+                                      record_membrane, step=self.step_fn,
+                                      state_type=self.State, theta=theta)
+            if not need_state:
+                return out.spikes
+            return out
+        spikes, final = dispatch.multistep(chosen, x, state, params, self.spec, need_state)
+        if not need_state:
+            return spikes
+        return MultiStepResult(spikes, self.State(*final), None)
+
+    def _backend_for(self, x: torch.Tensor, params: tuple) -> str:
+        """:func:`~spikeforge.functional.neuron.choose_backend` for this input, kept per
+        dtype, device type and parameter types (it is asked on every call, and the
+        answer depends on nothing else: the spec and surrogate are fixed)."""
+        key = (x.dtype, x.device.type, tuple(isinstance(p, torch.Tensor) for p in params))
+        chosen = self._backend_cache.get(key)
+        if chosen is None:
+            chosen = choose_backend(self.backend, self.spec, self.surrogate, x.dtype,
+                                    x.device, params, step=self.step_fn, theta=self.threshold,
+                                    name=self.type_name or type(self).__name__)
+            self._backend_cache[key] = chosen
+        return chosen
 
     def step(self, x: torch.Tensor, state=None):
         """One time step: ``(S[t], state[t])`` from ``X[t]`` ``[B, ...]`` and

@@ -124,9 +124,9 @@ def unsupported(backend: str, spec: NeuronSpec, dtype: torch.dtype, device, para
 def _entry_points(backend: str):
     """``(forward, backward)`` raw entry points of ``backend``."""
     if backend == "cpu":
-        from spikeforge.ops import cpu_neuron as impl
+        from spikeforge.ops.cpu import entry
 
-        return impl.forward, impl.backward
+        return entry.forward, entry.backward
     from spikeforge.ops import triton_neuron as impl
 
     if getattr(impl, "STATE_TUPLES", False):

@@ -14,12 +14,17 @@ input dtype. The kernels are jitted lazily, as ``InterpretedFunction`` under
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from spikeforge.ops.spec import NeuronSpec
 from spikeforge.ops.triton import alif, cubalif, jit, lif
 
 STATE_TUPLES = True  # dispatch: these entry points take and return state tuples
+# Triton's autotuner picks block sizes per shape on a GPU; False (or the environment's
+# SPIKEFORGE_TRITON_AUTOTUNE=0) uses the fixed blocks of spikeforge.ops.triton.jit.block
+AUTOTUNE = os.environ.get("SPIKEFORGE_TRITON_AUTOTUNE", "1") != "0"
 _TWO_STATE = {"alif": alif, "cubalif": cubalif}
 
 

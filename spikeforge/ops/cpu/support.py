@@ -4,7 +4,7 @@ from spikeforge.ops.support import BackendSupport
 
 SUPPORT = BackendSupport(
     backend="cpu",
-    kinds=("if", "lif"),
+    kinds=("if", "lif", "alif", "cubalif"),
     v_leak=True,
     tensor_params={"lif": ("k",)},
 )

@@ -12,7 +12,6 @@ imported spikeforge).
 from __future__ import annotations
 
 import math
-import os
 import types
 import warnings
 
@@ -72,8 +71,8 @@ def _build(interpreted: bool) -> dict:
 
 # Autotuning on a GPU: (BLOCK, num_warps) candidates, timed by Triton's autotuner once
 # per (T, N, dtypes) and cached for the process. The fixed choice of :func:`block` is
-# the fallback (the interpreter, SPIKEFORGE_TRITON_AUTOTUNE=0, or a tuning error).
-AUTOTUNE = os.environ.get("SPIKEFORGE_TRITON_AUTOTUNE", "1") != "0"
+# the fallback (the interpreter, ``spikeforge.ops.triton_neuron.AUTOTUNE`` false, which
+# SPIKEFORGE_TRITON_AUTOTUNE=0 sets, or a tuning error).
 FWD_CONFIGS = ((256, 2), (512, 4), (1024, 4), (2048, 4), (2048, 8), (4096, 8))
 BWD_CONFIGS = ((128, 2), (128, 4), (256, 4), (512, 4), (1024, 4), (512, 8))
 MIN_BWD_BLOCK = min(b for b, _ in BWD_CONFIGS)
@@ -85,7 +84,9 @@ def tuned(name: str):
     ``T``, ``N`` and the tensors' dtypes; a ``gk_ptr`` argument is zeroed between trials),
     or ``None`` where autotuning is off (the interpreter, ``SPIKEFORGE_TRITON_AUTOTUNE=0``,
     or after a tuning error)."""
-    if not AUTOTUNE or interpret() or _TUNED.get("failed"):
+    from spikeforge.ops import triton_neuron  # the switch lives with the entry points
+
+    if not triton_neuron.AUTOTUNE or interpret() or _TUNED.get("failed"):
         return None
     kern = _TUNED.get(name)
     if kern is None:
