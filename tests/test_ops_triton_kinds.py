@@ -167,3 +167,21 @@ def test_modules_with_triton_backend_equal_reference():
         assert torch.equal(rs, ts) and rs.any()
         assert all(torch.equal(a, b) for a, b in zip(rst, tst))
         torch.testing.assert_close(tg, rg, rtol=2e-4, atol=1e-5)
+
+
+def test_surrogate_formulas_equal_functional():
+    """The Triton kernels' one definition of each surrogate derivative, evaluated on host
+    floats, equals :meth:`Surrogate.grad` of :mod:`spikeforge.functional.surrogate`."""
+    from spikeforge.functional.surrogate import get_surrogate
+    from spikeforge.ops.spec import SurrogateId
+    from spikeforge.ops.triton.surrogates import FORMULAS, constants
+
+    z = torch.linspace(-3.0, 3.0, 241, dtype=torch.float64)
+    assert set(FORMULAS) == set(SurrogateId)
+    for sid, formula in FORMULAS.items():
+        for alpha in (0.5, 2.0, 4.0):
+            want = get_surrogate(sid.name.lower(), alpha).grad(z)
+            got = torch.tensor([formula(float(v), *constants(alpha)) for v in z],
+                               dtype=torch.float64)
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12,
+                                       msg=f"{sid.name} alpha={alpha}")

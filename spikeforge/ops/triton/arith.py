@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import triton.language as tl
 
-from spikeforge.ops import surrogate_formulas as formulas
 from spikeforge.ops.spec import Reset, SurrogateId
-from spikeforge.ops.surrogate_formulas import (
+from spikeforge.ops.triton.surrogates import (
+    FORMULAS,
     atan_grad,
     fast_sigmoid_grad,
     rectangle_grad,
@@ -75,7 +75,7 @@ def reset(h, s, theta, vreset, RESET: tl.constexpr):
     return v
 
 
-# The primitives the shared surrogate formulas (spikeforge.ops.surrogate_formulas) call,
+# The primitives the surrogate formulas (spikeforge.ops.triton.surrogates) call,
 # bound to Triton's. They call tl.* through the module (not a captured reference) so that
 # Triton's interpreter, which patches triton.language, sees them too.
 def exp(x):
@@ -100,7 +100,7 @@ def fmax(a, b):
 
 def surrogate_grad(z, alpha, c1, c2, inv_alpha, SURR: tl.constexpr):
     """The surrogate derivative ``g'(z)`` named by ``SURR`` (formulas in
-    :mod:`spikeforge.ops.surrogate_formulas`, with ``c1 = pi/2 alpha``, ``c2 = alpha/2``,
+    :mod:`spikeforge.ops.triton.surrogates`, with ``c1 = pi/2 alpha``, ``c2 = alpha/2``,
     ``inv_alpha = 1/alpha`` precomputed on the host)."""
     if SURR == SIGMOID:
         sg = sigmoid_grad(z, alpha, c1, c2, inv_alpha)
@@ -145,5 +145,5 @@ def reset_grads(h, s, sg, theta, vreset, RESET: tl.constexpr, DETACH: tl.constex
     return dh, dth
 
 
-HELPERS = (exp, fabs, select, fmax, *formulas.FORMULAS.values(), charge, fire, reset,
+HELPERS = (exp, fabs, select, fmax, *FORMULAS.values(), charge, fire, reset,
            surrogate_grad, reset_grads)

@@ -47,8 +47,7 @@ KERNEL_MODULES = ("lif", "alif", "cubalif")
 def _build(interpreted: bool) -> dict:
     import importlib
 
-    from spikeforge.ops import surrogate_formulas
-    from spikeforge.ops.triton import arith
+    from spikeforge.ops.triton import arith, surrogates
 
     if interpreted:
         from triton.runtime.interpreter import InterpretedFunction as wrap
@@ -57,7 +56,7 @@ def _build(interpreted: bool) -> dict:
     mods = [importlib.import_module(f"spikeforge.ops.triton.{m}") for m in KERNEL_MODULES]
     ns: dict = {}
     # arith after the formulas: its Triton primitives replace the formulas' placeholders
-    for m in (surrogate_formulas, arith, *mods):
+    for m in (surrogates, arith, *mods):
         ns.update({k: v for k, v in vars(m).items() if not k.startswith("__")})
     funcs = list(arith.HELPERS) + [f for m in mods for f in m.KERNELS]
     for f in funcs:

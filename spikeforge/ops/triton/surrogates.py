@@ -1,13 +1,13 @@
-"""Each surrogate derivative the kernels implement, written once for every kernel backend.
+"""The surrogate derivatives of the Triton kernels: the one place they define each formula,
+tested against :mod:`spikeforge.functional.surrogate` (``tests/test_ops_triton_kinds.py``).
+The CPU kernels have theirs in :mod:`spikeforge.ops.cpu.surrogates` (numba-specific: a
+vectorisable ``exp``).
 
-The formulas are plain scalar Python over four primitives that each backend binds to its
-own: ``exp``, ``fabs``, ``select(cond, a, b)`` (``a`` where ``cond``, else ``b``) and
-``fmax``. The Triton kernels (:mod:`spikeforge.ops.triton.arith`) bind them to
-``tl.exp``, ``tl.abs``, ``tl.where`` and ``tl.maximum`` through small jitted wrappers; a
-numba backend binds ``math.exp``, ``abs``, a conditional expression and ``max``. The
-names below are placeholders that make the module importable and let the formulas run
-on Python floats (how :mod:`tests` compare them with
-:mod:`spikeforge.functional.surrogate`, the definitions).
+The formulas are plain scalar Python over four primitives: ``exp``, ``fabs``,
+``select(cond, a, b)`` (``a`` where ``cond``, else ``b``) and ``fmax``.
+:mod:`spikeforge.ops.triton.arith` binds them to ``tl.exp``, ``tl.abs``, ``tl.where`` and
+``tl.maximum`` when the kernels are jitted; the definitions below are for Python floats,
+so the same source can be checked on the host.
 
 Arguments: ``z = H - theta``; ``alpha`` the surrogate's parameter and, precomputed on the
 host, ``c1 = pi/2 alpha``, ``c2 = alpha/2``, ``inv_alpha = 1/alpha``.
