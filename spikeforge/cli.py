@@ -86,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
         "deleted) or write beside files that no run wrote",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar or log on the terminal")
+    t.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="data-parallel over N processes: execs torchrun --nproc-per-node N -m spikeforge "
+        "train with the other arguments (DDP; NCCL on GPUs, Gloo on the CPU)",
+    )
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
     e = sub.add_parser(
@@ -96,6 +103,40 @@ def _parser() -> argparse.ArgumentParser:
         "and evaluate it on the test split; prints accuracy and firing rates as JSON.",
     )
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by spikeforge train")
+    e.add_argument(
+        "--time-steps",
+        metavar="T1,T2,...",
+        help="evaluate at each of these numbers of time steps (event data re-binned from its "
+        "events at each T); prints accuracy and mean firing rate per T",
+    )
+
+    s = sub.add_parser(
+        "simulate",
+        help="run a trained run's test split through the event-driven simulator",
+        description="Lower the model of RUN_DIR to event-driven stages and run the test "
+        "split's raw events through it (spikeforge.deploy); prints accuracy, synaptic "
+        "operations and events per sample, events per second and latency to decision.",
+    )
+    s.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by spikeforge train")
+    s.add_argument(
+        "--event-driven",
+        action="store_true",
+        help="no clock: each event updates only the neurons it reaches (the default mode)",
+    )
+    s.add_argument(
+        "--grid",
+        action="store_true",
+        help="events batched on the trained time grid instead (reproduces the clock-driven "
+        "network exactly)",
+    )
+    s.add_argument("--dataset", metavar="NAME", help="event dataset (default: the run's)")
+    s.add_argument("--limit", type=int, metavar="N", help="only the first N test samples")
+    s.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="synaptic delay in the events' time unit (default 0: depth-first delivery)",
+    )
 
     c = sub.add_parser(
         "config",
@@ -107,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
     _report_parser(sub, debug)
+    sub.add_parser(
+        "models",
+        help="list the registered models with parameter counts and input shapes",
+        description="List every model name usable as model.name, its parameter count "
+        "(built for 10 classes at its example input shape) and the inputs it takes.",
+    )
     sub.add_parser(
         "datasets",
         parents=[debug],
@@ -158,7 +205,12 @@ def _train(args) -> int:
     from spikeforge.train import Trainer, load_config
     from spikeforge.train.rundir import plan_new_run
 
-    console = None if args.quiet else Console(stderr=True)
+    if args.nproc is not None:
+        return _exec_torchrun(args)
+    from spikeforge.train import distributed
+
+    ctx = distributed.setup(_device_key(args))
+    console = None if args.quiet or not ctx.is_main else Console(stderr=True)
     if args.resume is not None:
         if args.config or args.overrides or args.dataset or args.out is not None or args.force:
             raise RunDirError(
@@ -175,10 +227,14 @@ def _train(args) -> int:
         out = args.out
         if out is None:
             out = os.path.join("runs", f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        plan_new_run(out, cfg, args.force)  # refuse now, before the data are loaded
+        out = ctx.broadcast(out)  # under torchrun every rank uses rank 0's clock
+        if ctx.is_main:
+            plan_new_run(out, cfg, args.force)  # refuse now, before the data are loaded
         _STOPPED_RUN[0] = out
         trainer = Trainer(cfg, out, console, force=args.force)
     metrics = trainer.fit()
+    if not ctx.is_main:
+        return 0
     print(
         json.dumps(
             {
@@ -193,9 +249,75 @@ def _train(args) -> int:
     return 0
 
 
+def _device_key(args) -> str:
+    """The run's ``device`` key, read before the Trainer exists (to pick NCCL or Gloo)."""
+    from spikeforge.train import load_config
+    from spikeforge.train.engine import load_run_config
+
+    if args.resume:
+        return load_run_config(args.resume).device
+    return load_config(args.config, list(args.overrides)).device
+
+
+def _exec_torchrun(args) -> int:
+    """``spikeforge train --nproc N ...``: replace this process by torchrun running
+    ``-m spikeforge train ...`` in N processes (the rest of the arguments unchanged)."""
+    from spikeforge.train.distributed import torchrun_argv
+
+    argv = list(sys.argv[1:]) if args.argv is None else list(args.argv)
+    # drop "--nproc N" / "--nproc=N" and the leading "train"
+    rest, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc=") or (i == 0 and a == "train"):
+            continue
+        rest.append(a)
+    if args.out is None and not args.resume:
+        # one run directory for all ranks, named here rather than by N clocks
+        rest += ["--out", os.path.join("runs", f"run-{time.strftime('%Y%m%d-%H%M%S')}")]
+    cmd = torchrun_argv(args.nproc, rest)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(cmd[0], cmd)
+    return 0  # pragma: no cover - execv does not return
+
+
+def _models(args) -> int:
+    from spikeforge.models import MODEL_INFO, MODELS, build_model
+    from spikeforge.train.config import ModelConfig
+
+    cfg = ModelConfig()
+    print(f"{'name':18s} {'parameters':>11s}  example input  takes")
+    for name in MODELS:
+        info = MODEL_INFO[name]
+        model = build_model(name, info.example_shape, 10, cfg, time_steps=4)
+        n = sum(p.numel() for p in model.parameters())
+        shape = "x".join(str(d) for d in info.example_shape)
+        print(f"{name:18s} {n:11,d}  {shape:13s}  {info.input}")
+    return 0
+
+
 def _eval(args) -> int:
     from spikeforge.train import load_trained
 
+    if args.time_steps:
+        from spikeforge.train.evaluate import evaluate_time_steps
+
+        try:
+            steps = [int(t) for t in args.time_steps.split(",")]
+        except ValueError:
+            raise SystemExit(
+                f"spikeforge eval: error: --time-steps takes integers like 1,2,4,8; "
+                f"got {args.time_steps!r}"
+            ) from None
+        rows = evaluate_time_steps(args.run_dir, steps)
+        print(json.dumps({"run_dir": args.run_dir, "time_steps": rows}, indent=1))
+        return 0
     trainer = load_trained(args.run_dir)
     result = trainer.evaluate()
     print(
@@ -209,6 +331,17 @@ def _eval(args) -> int:
             indent=1,
         )
     )
+    return 0
+
+
+def _simulate(args) -> int:
+    from spikeforge.deploy.simulate import simulate_run
+
+    if args.grid and args.event_driven:
+        raise SystemExit("spikeforge simulate: error: choose --event-driven or --grid, not both")
+    mode = "grid" if args.grid else "events"
+    print(json.dumps(simulate_run(args.run_dir, mode, args.dataset, args.limit, args.delay),
+                     indent=1))
     return 0
 
 
@@ -265,12 +398,15 @@ def main(argv: list[str] | None = None) -> int:
             from spikeforge.runtime import prepare_process
 
             prepare_process()  # before torch is imported: it reads OMP_WAIT_POLICY once
+        args.argv = argv
         handler = {
             "train": _train,
             "eval": _eval,
             "config": _config,
             "datasets": _datasets,
+            "models": _models,
             "report": _report,
+            "simulate": _simulate,
         }
         return handler[args.command](args)
     except SystemExit as e:

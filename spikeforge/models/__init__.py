@@ -1,5 +1,32 @@
-"""Model zoo: time-first spiking networks behind a name registry."""
+"""Model zoo: time-first spiking networks behind a name registry.
 
-from spikeforge.models.zoo import MODELS, SpikingCNN, SpikingMLP, build_model, register_model
+Importing this package registers every model (``spikeforge models`` lists them).
+"""
 
-__all__ = ["MODELS", "SpikingCNN", "SpikingMLP", "build_model", "register_model"]
+from spikeforge.models import (  # noqa: F401  (registers the zoo)
+    event_cnn,
+    resnet,
+    transformer,
+    vgg,
+)
+from spikeforge.models.zoo import (
+    MODEL_INFO,
+    MODELS,
+    ModelInfo,
+    ModelInputError,
+    SpikingCNN,
+    SpikingMLP,
+    build_model,
+    register_model,
+)
+
+__all__ = [
+    "MODELS",
+    "MODEL_INFO",
+    "ModelInfo",
+    "ModelInputError",
+    "SpikingCNN",
+    "SpikingMLP",
+    "build_model",
+    "register_model",
+]

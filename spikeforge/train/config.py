@@ -85,7 +85,11 @@ class ModelConfig:
     ``{tau_syn: 4}`` for ``cubalif``, ``{fire_strict: true}`` for any); the resolved
     config lists the type's own parameters with their defaults; ``backend``: kernel
     choice (``auto``, ``reference``, ``cpu``, ``triton``); ``channels``: conv widths;
-    ``hidden``: MLP width."""
+    ``hidden``: MLP width; ``norm``: ``bn`` (BatchNorm over time and batch),
+    ``tdbn`` (threshold-dependent BN) or ``none``, for ``default_cnn`` and the
+    VGGs; ``width``: multiplies the zoo models' channel widths (1.0 = the
+    papers'); ``connect``: SEW-ResNet's residual join (``add``, ``and``,
+    ``iand``, ``or``). ``spikeforge models`` lists the models."""
 
     name: str = "default_cnn"
     neuron: str = "lif"
@@ -100,6 +104,9 @@ class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64])
     hidden: int = 256
     dropout: float = 0.0
+    norm: str = "bn"
+    width: float = 1.0
+    connect: str = "add"
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
@@ -119,6 +126,13 @@ class ModelConfig:
                 f"{prefix}.channels must be a list of positive ints, got {self.channels}"
             )
         _positive(self.hidden, f"{prefix}.hidden")
+        from spikeforge.layers.norm import NORMS
+        from spikeforge.layers.residual import JOINS
+
+        _choice(self.norm, tuple(NORMS), f"{prefix}.norm")
+        _choice(self.connect, tuple(JOINS), f"{prefix}.connect")
+        if not self.width > 0:
+            raise ConfigError(f"{prefix}.width must be > 0, got {self.width}")
         from spikeforge.functional.surrogate import SURROGATES
         from spikeforge.neurons import NEURONS
 
@@ -165,8 +179,9 @@ def _neuron_params(model: ModelConfig, key: str) -> dict:
 
 @dataclass
 class OptimConfig:
-    """``optim:`` section: ``name`` (``adam``, ``adamw``, ``sgd``), learning rate,
-    weight decay, momentum (sgd) and the schedule (``cosine`` or ``none``)."""
+    """``optim:`` section: ``name`` (``adam``, ``adamw``, ``sgd``: the registry
+    ``spikeforge.train.engine.OPTIMIZERS``), learning rate, weight decay,
+    momentum (sgd) and the schedule (``cosine`` or ``none``)."""
 
     name: str = "adam"
     lr: float = 5e-3
@@ -185,15 +200,78 @@ class OptimConfig:
 
 @dataclass
 class LossConfig:
-    """``loss:`` section. ``name``: ``ce`` (cross-entropy on the output averaged
-    over time), ``tet`` (TET, Deng et al. 2022: mean over t of the per-step
-    cross-entropy) or ``mse_rate`` (MSE between firing rate and one-hot)."""
+    """``loss:`` section. ``name``: a loss of ``spikeforge.functional.loss.LOSSES``:
+    ``ce`` (cross-entropy on the output averaged over time), ``tet`` (TET, Deng et
+    al. 2022: mean over t of the per-step cross-entropy, plus ``lam`` times the
+    MSE of the outputs to ``phi``) or ``mse_rate`` (MSE between firing rate and
+    one-hot). ``label_smoothing`` (``ce``, ``tet``) in ``[0, 1)``; ``lam`` (the
+    paper's lambda) in ``[0, 1]`` and ``phi`` (``tet``). A parameter the chosen
+    loss does not take is an error when set (``LOSS_PARAMS`` says which)."""
 
     name: str = "tet"
+    label_smoothing: float = 0.0
+    lam: float = 0.0
+    phi: float = 1.0
+
+    def params(self) -> dict[str, float]:
+        """The loss parameters as keyword arguments."""
+        return {k: getattr(self, k) for k in ("label_smoothing", "lam", "phi")}
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
-        # the name is looked up in spikeforge.functional.loss.LOSSES by train.checks
+        # the name is looked up in spikeforge.functional.loss.LOSSES by train.checks;
+        # the parameters here, against what the named loss takes
+        from spikeforge.functional.loss import check_loss_params
+
+        defaults = LossConfig(name=self.name).params()
+        try:
+            check_loss_params(self.name, self.params(), defaults)
+        except ValueError as e:
+            raise ConfigError(str(e).replace("loss.", f"{prefix}.")) from e
+
+
+@dataclass
+class MTTConfig:
+    """``train.mtt:`` mixed time-step training (Du et al., ICLR 2025;
+    :mod:`spikeforge.train.mtt`). ``enabled``: on/off; ``cut_points``: names of the
+    model's modules where a new stage starts (``spikeforge models`` / the model's
+    ``named_modules``; stage 0 starts at the input); ``time_steps``: the set each
+    stage's ``T`` is drawn from; ``samples``: temporal configurations per iteration
+    (their losses are summed); ``sampler``: ``independent`` (each stage its own
+    ``T``) or ``shared`` (one ``T`` for all stages)."""
+
+    enabled: bool = False
+    cut_points: list[str] = field(default_factory=list)
+    time_steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    samples: int = 1
+    sampler: str = "independent"
+
+    def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        _positive(self.samples, f"{prefix}.samples")
+        _choice(self.sampler, ("independent", "shared"), f"{prefix}.sampler")
+        if not self.time_steps or any(t < 1 for t in self.time_steps):
+            raise ConfigError(f"{prefix}.time_steps must be a non-empty list of ints >= 1")
+
+
+@dataclass
+class TrainConfig:
+    """``train:`` section. ``precision``: ``fp32`` or ``bf16`` (forward and loss
+    under ``torch.autocast`` with bfloat16, on the CPU and on CUDA; weights,
+    gradients and optimizer state stay float32); ``grad_clip``: clip the global
+    gradient norm to this value before each step (null: no clipping); ``mtt``:
+    mixed time-step training (:class:`MTTConfig`)."""
+
+    precision: str = "fp32"
+    grad_clip: float | None = None
+    mtt: MTTConfig = field(default_factory=MTTConfig)
+
+    def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        self.mtt.validate(f"{prefix}.mtt")
+        _choice(self.precision, ("fp32", "bf16"), f"{prefix}.precision")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"{prefix}.grad_clip must be > 0 or null, got {self.grad_clip}")
 
 
 @dataclass
@@ -210,6 +288,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self, prefix: str = "") -> None:
         """Check every section; raise :class:`ConfigError` naming the first bad key."""

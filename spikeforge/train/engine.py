@@ -26,16 +26,17 @@ import time
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from spikeforge.data import DatasetBundle, get_dataset
 from spikeforge.errors import DamagedFileError, TrainingDiverged
 from spikeforge.functional.encoding import direct_encode, poisson_encode, rate_encode
-from spikeforge.functional.loss import LOSSES
+from spikeforge.functional.loss import build_loss
 from spikeforge.models import build_model
 from spikeforge.neurons import FiringRateMonitor
 from spikeforge.runtime import auto_threads
-from spikeforge.train import rundir
+from spikeforge.train import distributed, rundir
 from spikeforge.train.checkpoint import (
     CONFIG_KEY,
     POINTER,
@@ -52,6 +53,18 @@ log = logging.getLogger("spikeforge.train")
 #: ``metrics.json``: the extension point through which ``spikeforge.analysis``
 #: (which train/ may not import) adds spike, SOP and energy statistics.
 FINAL_METRICS: list = []
+
+OPTIMIZERS = {
+    "adam": lambda params, o: torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay),
+    "adamw": lambda params, o: torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay),
+    "sgd": lambda params, o: torch.optim.SGD(
+        params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
+    ),
+}
+"""Optimizers by name (``optim.name``): ``fn(parameters, optim_config) -> Optimizer``."""
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+"""``train.precision`` -> the autocast dtype (None: no autocast)."""
 
 
 def derived_seed(seed: int, *parts: int) -> int:
@@ -109,13 +122,27 @@ class Trainer:
         self.config_sha256: str | None = None
         self.threads = cfg.threads or auto_threads()
         torch.set_num_threads(self.threads)
-        self.device = self._device(cfg.device)
+        self.dist = distributed.setup(cfg.device)
+        self.device = distributed.device_for(self.dist, self._device(cfg.device))
         self.bundle: DatasetBundle = get_dataset(cfg.data.name, cfg.data)
         torch.manual_seed(cfg.seed)
         self.model = build_model(
-            cfg.model.name, self.bundle.input_shape, self.bundle.num_classes, cfg.model
+            cfg.model.name,
+            self.bundle.input_shape,
+            self.bundle.num_classes,
+            cfg.model,
+            time_steps=cfg.data.time_steps,
+            dataset=cfg.data.name,
         ).to(self.device)
-        self.loss_fn = LOSSES[cfg.loss.name]
+        # The DDP wrapper for training forwards; self.model stays the plain module.
+        self.net = self.dist.wrap(self.model, self.device)
+        self.loss_fn = build_loss(cfg.loss.name, **cfg.loss.params())
+        self.mtt = None
+        if cfg.train.mtt.enabled:
+            from spikeforge.train.mtt import MixedTimeSteps
+
+            self.mtt = MixedTimeSteps(self.model, cfg.train.mtt.cut_points)
+        self.autocast_dtype = PRECISIONS[cfg.train.precision]
         self.steps_per_epoch = math.ceil(len(self.bundle.train) / cfg.data.batch_size)
         self.optimizer = self._optimizer()
         self.scheduler = None
@@ -144,13 +171,12 @@ class Trainer:
         return torch.device(name)
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        o = self.cfg.optim
-        params = self.model.parameters()
-        if o.name == "adam":
-            return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
-        if o.name == "adamw":
-            return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        return OPTIMIZERS[self.cfg.optim.name](self.model.parameters(), self.cfg.optim)
+
+    def autocast(self):
+        """``torch.autocast`` to ``train.precision`` (a no-op context for fp32)."""
+        dtype = self.autocast_dtype
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=bool(dtype))
 
     @classmethod
     def resume(cls, run_dir: str, console=None) -> Trainer:
@@ -195,17 +221,34 @@ class Trainer:
         self.train_seconds = float(pointer["train_seconds"])
 
     # -- data -----------------------------------------------------------------
-    def to_time_first(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """A batch from the dataset as the model input ``[T, B, ...]``."""
+    def to_time_first(
+        self, x: torch.Tensor, generator: torch.Generator | None, time_steps: int | None = None
+    ) -> torch.Tensor:
+        """A batch from the dataset as the model input ``[T, B, ...]``: static inputs
+        encoded over ``time_steps`` (default ``data.time_steps``); event frames keep
+        theirs, or pass through MTT's communication table to ``time_steps``."""
         x = x.to(self.device, non_blocking=True)
         d = self.cfg.data
+        t = d.time_steps if time_steps is None else time_steps
         if self.bundle.temporal:
-            return x.transpose(0, 1)
+            if t == x.shape[1]:
+                return x.transpose(0, 1)
+            from spikeforge.train.mtt import retime
+
+            return retime(x.transpose(0, 1), t)
         if d.encoding == "direct":
-            return direct_encode(x, d.time_steps)
+            return direct_encode(x, t)
         if d.encoding == "rate":
-            return rate_encode(x, d.time_steps, generator)
-        return poisson_encode(x, d.time_steps, generator)
+            return rate_encode(x, t, generator)
+        return poisson_encode(x, t, generator)
+
+    def _configurations(self, generator: torch.Generator) -> list[list[int] | None]:
+        """The temporal configurations of one iteration: ``[None]`` (the fixed ``T``)
+        without MTT, else ``train.mtt.samples`` draws of per-stage ``T``."""
+        if self.mtt is None:
+            return [None]
+        m = self.cfg.train.mtt
+        return [self.mtt.sample(m.time_steps, m.sampler, generator) for _ in range(m.samples)]
 
     # -- loops ----------------------------------------------------------------
     def train_epoch(self, epoch: int, progress=None, task=None) -> tuple[float, float, float]:
@@ -221,15 +264,26 @@ class Trainer:
             for x, y in iterate_batches(self.bundle.train, cfg.data.batch_size, order):
                 if self.bundle.train_transform is not None:
                     x = self.bundle.train_transform(x, gen)
-                xt = self.to_time_first(x, gen)
                 y = y.to(self.device)
-                out = self.model(xt)
-                loss = self.loss_fn(out, y)
+                # Every rank encodes the global batch alike, then keeps its share.
+                part, scale = self.dist.shard(len(y))
+                y = y[part]
                 step += 1
-                if not torch.isfinite(loss):
-                    raise self._diverged(epoch, step, loss.item())
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                # One configuration (the fixed T), or MTT's samples: their losses add up.
+                for steps in self._configurations(gen):
+                    if steps is not None:
+                        self.mtt.set(steps)
+                    xt = self.to_time_first(x, gen, None if steps is None else steps[0])
+                    xt = xt[:, part]
+                    with self.autocast():
+                        out = self.net(xt)
+                        loss = self.loss_fn(out.float(), y)
+                    if not torch.isfinite(loss):
+                        raise self._diverged(epoch, step, loss.item())
+                    (loss * scale if scale != 1.0 else loss).backward()
+                if cfg.train.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
                 self.optimizer.step()
                 if self.scheduler is not None:
                     self.scheduler.step()
@@ -245,6 +299,7 @@ class Trainer:
                         rate=mon.mean_rate(),
                     )
             rate = mon.mean_rate()
+        total_loss, correct, seen = self.dist.all_sum([total_loss, correct, seen])
         return total_loss / seen, correct / seen, rate
 
     def _diverged(self, epoch: int, step: int, value: float) -> TrainingDiverged:
@@ -266,11 +321,14 @@ class Trainer:
         """Accuracy, loss and firing rates on the test split (deterministic)."""
         dataset = self.bundle.test if dataset is None else dataset
         self.model.eval()
+        if self.mtt is not None:
+            self.mtt.set(self.cfg.data.time_steps)
         gen = _generator(derived_seed(self.cfg.seed, 0, 3))
         total_loss, correct, seen = 0.0, 0, 0
         with FiringRateMonitor(self.model) as mon:
             for x, y in iterate_batches(dataset, max(256, self.cfg.data.batch_size), None):
-                out = self.model(self.to_time_first(x, gen))
+                with self.autocast():
+                    out = self.model(self.to_time_first(x, gen)).float()
                 y = y.to(self.device)
                 total_loss += float(self.loss_fn(out, y)) * len(y)
                 correct += int((out.mean(0).argmax(1) == y).sum())
@@ -280,8 +338,15 @@ class Trainer:
     def fit(self) -> dict:
         """Train the remaining epochs, then write ``model.safetensors`` and ``metrics.json``."""
         cfg = self.cfg
-        self._claim_run_dir()
-        self._setup_logging()
+        main = self.dist.is_main  # only rank 0 checks the run directory, writes and logs
+        if main:
+            self._claim_run_dir()
+            self._setup_logging()
+        self.dist.barrier()
+        if not main and self.plan is None and os.path.exists(os.path.join(self.run_dir, POINTER)):
+            # rank 0 resumes this run: every rank starts from its checkpoint
+            self.config_sha256 = rundir.read_config(self.run_dir)[1]
+            self._load_checkpoint()
         log.info(
             "run %s: dataset %s (%d train / %d test), model %s, %d parameters, T=%d, device %s, "
             "%d threads%s",
@@ -296,7 +361,7 @@ class Trainer:
             self.threads,
             f", resuming after epoch {self.start_epoch}" if self.start_epoch else "",
         )
-        progress = self._progress()
+        progress = self._progress() if main else None
         result = None
         with progress if progress is not None else contextlib.nullcontext():
             for epoch in range(self.start_epoch, cfg.epochs):
@@ -336,9 +401,12 @@ class Trainer:
                     "train_seconds": self.train_seconds,
                     "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 }
-                save_checkpoint(
-                    self.run_dir, epoch + 1, self.model, self.optimizer, state, self.config_sha256
-                )
+                if main:
+                    save_checkpoint(
+                        self.run_dir, epoch + 1, self.model, self.optimizer, state,
+                        self.config_sha256,
+                    )
+                self.dist.barrier()
         if result is None:
             result = self.evaluate()
         return self._finish(result)
@@ -360,11 +428,6 @@ class Trainer:
         rundir.claim(self.run_dir, self.plan, text)
 
     def _finish(self, result: EvalResult) -> dict:
-        atomic_save_tensors(
-            self.model.state_dict(),
-            os.path.join(self.run_dir, rundir.WEIGHTS),
-            {CONFIG_KEY: self.config_sha256},
-        )
         h = self.history
         metrics = {
             "test_accuracy": result.accuracy,
@@ -384,6 +447,15 @@ class Trainer:
             "threads": self.threads,
             "config_sha256": self.config_sha256,
         }
+        if self.dist.enabled:
+            metrics["world_size"] = self.dist.world_size
+        if not self.dist.is_main:
+            return metrics
+        atomic_save_tensors(
+            self.model.state_dict(),
+            os.path.join(self.run_dir, rundir.WEIGHTS),
+            {CONFIG_KEY: self.config_sha256},
+        )
         for fn in FINAL_METRICS:
             metrics.update(fn(self, result))
         atomic_write_text(os.path.join(self.run_dir, "metrics.json"), json.dumps(metrics, indent=1))

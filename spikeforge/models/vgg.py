@@ -1,0 +1,160 @@
+"""VGG-style spiking networks: VGGSNN (TET's event-frame network), its MA-SNN and
+TCJA variants, and spiking VGG-11.
+
+All map ``[T, B, C, H, W]`` to per-step scores ``[T, B, classes]``. Channel
+widths scale with ``cfg.width`` (1.0: the papers' widths) so that tiny versions
+can be trained in tests; ``cfg.norm`` picks the normalisation (``bn``: BatchNorm
+over time and batch, ``tdbn``, ``none``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from spikeforge.layers import (
+    Flatten,
+    MultiDimensionalAttention,
+    TemporalChannelJointAttention,
+    TimeDistributed,
+    build_norm,
+)
+from spikeforge.models.zoo import ModelInfo, image_check, neuron_factory, register_model
+
+# TET's VGGSNN (Deng et al., ICLR 2022, code: brain-intelligence-lab/temporal_efficient_training,
+# models/VGG_models.py): "A" = 2x2 average pool.
+VGGSNN_CFG = [64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A"]
+# VGG-11 for CIFAR (Simonyan & Zisserman config "A", "M" = 2x2 max pool), as in spiking VGG-11
+# of Rathi et al. (ICLR 2020) and SpikingJelly's spiking_vgg11.
+VGG11_CFG = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+
+
+def scaled(c: int, cfg) -> int:
+    """Channel width ``c`` times ``cfg.width`` (at least 1)."""
+    return max(1, round(c * getattr(cfg, "width", 1.0)))
+
+
+def need_time_steps(cfg, model: str) -> int:
+    """``cfg.time_steps`` (set by :func:`~spikeforge.models.build_model`), or a clear error."""
+    t = getattr(cfg, "time_steps", None)
+    if t is None:
+        raise ValueError(
+            f"model {model} has layers sized by T: build it with "
+            "build_model(..., time_steps=T) (the trainer passes data.time_steps)"
+        )
+    return t
+
+
+class SpikingVGG(nn.Module):
+    """Conv3x3-norm-[attention]-SN layers and pools from a layer list, then a linear readout.
+
+    ``layers``: ints are conv widths, ``"A"``/``"M"`` 2x2 average/max pools.
+    ``attention(c)`` (optional) builds a layer put between a conv's norm and its
+    neuron (MA-SNN and TCJA act on the membrane input). The readout is one
+    linear layer on the flattened map (TET's VGGSNN; VGG-11's three-layer
+    ImageNet head is replaced by it for 32x32 inputs, as in CIFAR spiking VGGs).
+    """
+
+    def __init__(
+        self,
+        input_shape,
+        num_classes: int,
+        cfg,
+        layers: list,
+        attention: Callable[[int], nn.Module] | None = None,
+    ) -> None:
+        super().__init__()
+        c_in, h, w = input_shape
+        make_neuron = neuron_factory(cfg)
+        norm = getattr(cfg, "norm", "bn")
+        mods: list[nn.Module] = []
+        for item in layers:
+            if item in ("A", "M"):
+                pool = nn.AvgPool2d(2) if item == "A" else nn.MaxPool2d(2)
+                mods.append(TimeDistributed(pool))
+                h, w = h // 2, w // 2
+                continue
+            c = scaled(item, cfg)
+            mods.append(TimeDistributed(nn.Conv2d(c_in, c, 3, padding=1, bias=norm == "none")))
+            mods.append(build_norm(norm, c, v_threshold=cfg.v_threshold))
+            if attention is not None:
+                mods.append(attention(c))
+            mods.append(make_neuron())
+            c_in = c
+        self.features = nn.Sequential(*mods)
+        head: list[nn.Module] = [Flatten()]
+        if getattr(cfg, "dropout", 0.0):
+            head.append(nn.Dropout(cfg.dropout))
+        head.append(TimeDistributed(nn.Linear(c_in * h * w, num_classes)))
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@register_model(
+    "vggsnn",
+    ModelInfo(
+        "event frames [C, H, W], H, W >= 16 (TET: [2, 48, 48])", (2, 48, 48), image_check(16)
+    ),
+)
+def vggsnn(input_shape, num_classes, cfg):
+    """VGGSNN of TET (Deng et al., "Temporal Efficient Training of Spiking Neural
+    Network via Gradient Re-weighting", ICLR 2022): 64C3-128C3-AP2-256C3-256C3-AP2-
+    512C3-512C3-AP2-512C3-512C3-AP2-FC, for CIFAR10-DVS frames resized to 48x48.
+
+    Differences from the authors' ``VGG_models.py``: their LIF is ``v = 0.5 v + x``
+    (no input scaling), ours the configured neuron (default ``v += (x - v)/tau``,
+    tau 2, which halves the input; BatchNorm's learnt scale absorbs it); the
+    readout size follows the input instead of being fixed at 48x48.
+    """
+    return SpikingVGG(input_shape, num_classes, cfg, VGGSNN_CFG)
+
+
+@register_model(
+    "vggsnn_ma",
+    ModelInfo("event frames [C, H, W], H, W >= 16; T fixed at build", (2, 48, 48),
+              image_check(16)),
+)
+def vggsnn_ma(input_shape, num_classes, cfg):
+    """VGGSNN with MA-SNN attention (Yao et al., TPAMI 2023) after every conv's norm:
+    :class:`~spikeforge.layers.MultiDimensionalAttention` (temporal, channel,
+    spatial) on each membrane input. The authors' DVS networks (``MA-SNN/MA-SNN``)
+    are shallower 3-5 conv nets; we put the attention into TET's VGGSNN so the
+    two event-frame networks can be compared layer for layer."""
+    t = need_time_steps(cfg, "vggsnn_ma")
+    return SpikingVGG(
+        input_shape, num_classes, cfg, VGGSNN_CFG,
+        attention=lambda c: MultiDimensionalAttention(t, c, reduction_t=4, reduction_c=16),
+    )
+
+
+@register_model(
+    "vggsnn_tcja",
+    ModelInfo("event frames [C, H, W], H, W >= 16; T fixed at build", (2, 48, 48),
+              image_check(16)),
+)
+def vggsnn_tcja(input_shape, num_classes, cfg):
+    """VGGSNN with TCJA (Zhu et al., TNNLS 2024) after every conv's norm:
+    :class:`~spikeforge.layers.TemporalChannelJointAttention`. TCJA-SNN's own DVS
+    network is a 5-conv VGG-like net with TCJA before the pools; as with
+    ``vggsnn_ma`` we keep TET's VGGSNN for a like-for-like comparison."""
+    t = need_time_steps(cfg, "vggsnn_tcja")
+    return SpikingVGG(
+        input_shape, num_classes, cfg, VGGSNN_CFG,
+        attention=lambda c: TemporalChannelJointAttention(t, c),
+    )
+
+
+@register_model(
+    "vgg11",
+    ModelInfo("images [C, H, W], H, W >= 32 (CIFAR: [3, 32, 32])", (3, 32, 32), image_check(32)),
+)
+def vgg11(input_shape, num_classes, cfg):
+    """Spiking VGG-11 (VGG config "A": 64-M-128-M-256-256-M-512-512-M-512-512-M), BN
+    over time and batch after every conv, a linear readout (see :class:`SpikingVGG`).
+    SpikingJelly's ``spiking_vgg11`` keeps torchvision's ImageNet head (adaptive
+    7x7 pool, FC-4096-4096); for 32x32 inputs that head is 120M parameters on a
+    1x1 map, so we use one linear layer, as CIFAR spiking VGGs do."""
+    return SpikingVGG(input_shape, num_classes, cfg, VGG11_CFG)
