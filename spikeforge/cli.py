@@ -155,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _convert_parser(sub, debug)
     _report_parser(sub, debug)
+    _nir_parsers(sub, debug)
     sub.add_parser(
         "models",
         help="list the registered models with parameter counts and input shapes",
@@ -296,6 +297,55 @@ def _train(args) -> int:
     return 0
 
 
+def _nir_parsers(sub, debug) -> None:
+    x = sub.add_parser(
+        "export",
+        parents=[debug],
+        help="write a trained run's network to a NIR file",
+        description="Export the model of RUN_DIR to NIR (docs/nir.md): --target picks the "
+        "parametrisation that reader loads with the same spikes; dt is written into the file.",
+    )
+    x.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by spikeforge train")
+    x.add_argument("--nir", required=True, metavar="FILE", help="NIR file to write")
+    x.add_argument("--dt", type=float, help="seconds per step (default: the target's)")
+    x.add_argument("--target", default="nir", choices=("nir", "snntorch", "norse"))
+    i = sub.add_parser(
+        "import-nir",
+        parents=[debug],
+        help="make a run directory from a NIR file (then: spikeforge eval RUN_DIR)",
+        usage="spikeforge import-nir FILE [KEY=VALUE ...] --out RUN_DIR [options]",
+        description="Read a NIR file with the exporter's conventions into a run directory "
+        "that spikeforge eval runs on the dataset of the config/overrides.",
+    )
+    # FILE and the overrides are one positional list, so that overrides may also follow
+    # the options (argparse would take FILE and an empty override list together)
+    i.add_argument("file_and_overrides", nargs="+", metavar="FILE [KEY=VALUE ...]",
+                   help="NIR file to read, then " + OVERRIDE_HELP)
+    i.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    i.add_argument("--convention", default="nir", choices=("nir", "snntorch", "norse"))
+    i.add_argument("--dt", type=float,
+                   help="seconds per step (default: the file's, else the convention's)")
+    i.add_argument("--reset", choices=("hard", "zero", "subtract"),
+                   help="reset rule the file cannot state (default: the convention's)")
+    i.add_argument("--config", metavar="FILE", help="YAML config naming the dataset to evaluate on")
+
+
+def _export(args) -> int:
+    from spikeforge.deploy import export_run
+
+    print(json.dumps(export_run(args.run_dir, args.nir, args.dt, args.target), indent=1))
+    return 0
+
+
+def _import_nir(args) -> int:
+    from spikeforge.deploy import import_run
+
+    path, *overrides = args.file_and_overrides
+    print(json.dumps(import_run(path, args.out, args.convention, args.dt, args.reset,
+                                args.config, overrides)))
+    return 0
+
+
 def _device_key(args) -> str:
     """The run's ``device`` key, read before the Trainer exists (to pick NCCL or Gloo)."""
     from spikeforge.train import load_config
@@ -350,6 +400,7 @@ def _models(args) -> int:
 
 
 def _eval(args) -> int:
+    import spikeforge.deploy  # noqa: F401  (registers model "nir": runs of import-nir)
     from spikeforge.train import load_trained
 
     if args.time_steps:
@@ -454,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
             "models": _models,
             "report": _report,
             "convert": _convert,
+            "export": _export,
+            "import-nir": _import_nir,
             "simulate": _simulate,
         }
         return handler[args.command](args)
