@@ -87,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar or log on the terminal")
     t.add_argument(
+        "--ann",
+        action="store_true",
+        help="train a ReLU network for conversion (model.name ann_cnn unless set to "
+        "ann_mlp; model.activation=qcfs for QCFS; one time step); see spikeforge convert",
+    )
+    t.add_argument(
         "--nproc",
         type=int,
         metavar="N",
@@ -147,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--config", metavar="FILE", help="YAML config file to merge over the defaults")
     c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
+    _convert_parser(sub, debug)
     _report_parser(sub, debug)
     _nir_parsers(sub, debug)
     sub.add_parser(
@@ -162,6 +169,42 @@ def _parser() -> argparse.ArgumentParser:
         description="List every dataset name usable as data.name / --dataset.",
     )
     return p
+
+
+def _convert_parser(sub, debug) -> None:
+    v = sub.add_parser(
+        "convert",
+        parents=[debug],
+        help="convert the ANN of a run (spikeforge train --ann) into an SNN run directory",
+        description="ANN -> SNN of IF neurons (reset by subtraction): BatchNorm folded, "
+        "thresholds from activation statistics, optional layer-wise calibration (Li et al. "
+        "ICML 2021, arXiv 2205.10121). Writes a run directory spikeforge eval accepts.",
+    )
+    v.add_argument("run_dir", metavar="RUN_DIR", help="a finished run of spikeforge train --ann")
+    v.add_argument("--out", metavar="DIR",
+                   help="run directory to write (default: RUN_DIR-snn-T<T>)")
+    v.add_argument("--time-steps", type=int, default=32, metavar="T", help="time steps (32)")
+    v.add_argument("--calib-samples", type=int, default=256, metavar="N",
+                   help="training samples for thresholds and calibration (256)")
+    v.add_argument("--calibration", default="none",
+                   choices=("none", "light", "advanced", "advanced_bn"),
+                   help="layer-wise calibration: none, light (bias), advanced (weights and "
+                   "initial potential), advanced_bn (BN-aware weights, potential)")
+    v.add_argument("--threshold", default="percentile", choices=("percentile", "max"),
+                   help="threshold from the activations' percentile (default) or max")
+    v.add_argument("--percentile", type=float, default=99.9, help="percentile (99.9)")
+
+
+def _convert(args) -> int:
+    import spikeforge.analysis  # noqa: F401  (adds spike / SOP / energy figures to metrics.json)
+    from spikeforge.convert import convert_run
+
+    out = args.out or f"{args.run_dir.rstrip('/')}-snn-T{args.time_steps}"
+    m = convert_run(args.run_dir, out, args.time_steps, args.calibration, args.calib_samples,
+                    args.threshold, args.percentile)
+    keys = ("test_accuracy", "ann_test_accuracy", "calibration", "mean_firing_rate")
+    print(json.dumps({"run_dir": out, "time_steps": args.time_steps, **{k: m[k] for k in keys}}))
+    return 0
 
 
 def _report_parser(sub, debug) -> None:
@@ -225,6 +268,10 @@ def _train(args) -> int:
         if args.dataset:
             overrides.append(f"data.name={args.dataset}")
         cfg = load_config(args.config, overrides)
+        if args.ann:
+            from spikeforge.convert.run import ann_training_config
+
+            cfg = ann_training_config(cfg)
         out = args.out
         if out is None:
             out = os.path.join("runs", f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -445,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     _STOPPED_RUN[0] = None
     try:
         args = _parser().parse_args(argv)
-        if args.command in ("train", "eval"):
+        if args.command in ("train", "eval", "convert"):
             from spikeforge.runtime import prepare_process
 
             prepare_process()  # before torch is imported: it reads OMP_WAIT_POLICY once
@@ -457,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             "datasets": _datasets,
             "models": _models,
             "report": _report,
+            "convert": _convert,
             "export": _export,
             "import-nir": _import_nir,
             "simulate": _simulate,

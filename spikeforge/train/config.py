@@ -91,7 +91,9 @@ class ModelConfig:
     papers'); ``connect``: SEW-ResNet's residual join (``add``, ``and``,
     ``iand``, ``or``); ``nir``: for ``name: nir`` (a run written by ``spikeforge
     import-nir``), ``{file, convention, dt, reset}`` of :func:`spikeforge.deploy.from_nir`.
-    ``spikeforge models`` lists the models."""
+    ``spikeforge models`` lists the models. ANNs for conversion (``ann_cnn``,
+    ``ann_mlp``): ``activation`` (``relu`` or ``qcfs``) and ``qcfs_levels`` (QCFS's
+    L). A converted SNN has ``name: converted`` and ``ann``: the zoo ANN it came from."""
 
     name: str = "default_cnn"
     neuron: str = "lif"
@@ -110,9 +112,16 @@ class ModelConfig:
     width: float = 1.0
     connect: str = "add"
     nir: dict = field(default_factory=dict)
+    activation: str = "relu"
+    qcfs_levels: int = 8
+    ann: str | None = None
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        _choice(self.activation, ("relu", "qcfs"), f"{prefix}.activation")
+        _positive(self.qcfs_levels, f"{prefix}.qcfs_levels")
+        if self.name == "converted" and not self.ann:
+            raise ConfigError(f"{prefix}.ann must name the zoo ANN a converted model came from")
         # neuron, surrogate and backend are checked against their registries in
         # spikeforge.train.checks (called by RunConfig.validate).
         _bounded(self.tau, f"{prefix}.tau", low=1)
@@ -278,6 +287,34 @@ class TrainConfig:
 
 
 @dataclass
+class ConvertConfig:
+    """``convert:`` section, present in runs written by ``spikeforge convert``: how the
+    SNN was made from the ANN run ``source`` (see :mod:`spikeforge.convert`).
+    ``threshold``: ``percentile`` (``percentile`` % of the calibration
+    activations) or ``max``; ``calibration``: ``none``, ``light``, ``advanced`` or
+    ``advanced_bn``; ``calib_samples``: training samples used; ``time_steps``: the
+    T it was calibrated for; ``ann_test_accuracy``: the source ANN's."""
+
+    source: str | None = None
+    threshold: str = "percentile"
+    percentile: float = 99.9
+    calibration: str = "none"
+    calib_samples: int = 256
+    time_steps: int = 32
+    ann_test_accuracy: float | None = None
+
+    def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        _choice(self.threshold, ("percentile", "max"), f"{prefix}.threshold")
+        _choice(self.calibration, ("none", "light", "advanced", "advanced_bn"),
+                f"{prefix}.calibration")
+        _positive(self.calib_samples, f"{prefix}.calib_samples")
+        _positive(self.time_steps, f"{prefix}.time_steps")
+        if not 0 < self.percentile <= 100:
+            raise ConfigError(f"{prefix}.percentile must be in (0, 100], got {self.percentile}")
+
+
+@dataclass
 class RunConfig:
     """Top level: ``seed``, ``epochs``, ``device`` (``cpu``, ``cuda``, ``auto``),
     ``threads`` (CPU threads; null = all cores), ``progress`` (show a bar)."""
@@ -292,6 +329,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    convert: ConvertConfig | None = None
 
     def validate(self, prefix: str = "") -> None:
         """Check every section; raise :class:`ConfigError` naming the first bad key."""
