@@ -22,7 +22,7 @@ TINY: dict[str, tuple[dict, int]] = {
     "vggsnn_ma": ({"width": 1 / 8}, 16),
     "vggsnn_tcja": ({"width": 1 / 8}, 16),
     "vgg11": ({"width": 1 / 16}, 32),
-    "resnet19": ({"width": 1 / 16}, 16),
+    "resnet19": ({"width": 1 / 8}, 16),
     "sew_resnet18": ({"width": 1 / 8}, 16),
     "ms_resnet18": ({"width": 1 / 8}, 16),
     "spikformer_tiny": ({"width": 0.5}, 16),
