@@ -135,7 +135,9 @@ class TemporalChannelJointAttention(nn.Module):
     ``src/layers.py``) both convs are bias-free with ``padding='same'``; the
     authors name the kernels the other way round (their ``kernel_size_t`` is
     the kernel of the conv over channels); we name each kernel after the axis
-    it slides along.
+    it slides along. Our default kernels are 3 and 3 (odd, so ``'same'``
+    padding is symmetric); the authors' defaults are 1 along time and 2 along
+    channels.
 
     Args:
         T: time steps (in/out channels of the channel-axis conv).
