@@ -4,7 +4,7 @@ Runs the default config (the one ``spikeforge train`` uses with no arguments)
 once per neuron backend and reports, per backend: best and final test accuracy,
 training seconds until the test accuracy first reached 97%, and the median
 seconds per epoch (training only, evaluation excluded — the convention of
-``ANCHORS.md``), beside the anchor figures of SpikingJelly 2.0 and snnTorch
+``docs/anchors.md``), beside the anchor figures of SpikingJelly 2.0 and snnTorch
 measured on 2026-11-23 on the 2-core VMs of that week (processor not recorded; the
 kernel benchmarks of those days ran on AMD EPYC Zen 5): on another processor they are a
 guide, not a same-machine comparison. Writes
@@ -17,6 +17,7 @@ guide, not a same-machine comparison. Writes
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -28,17 +29,18 @@ from neurons import device_name  # benchmarks/neurons.py, beside this script
 
 from spikeforge.train import Trainer, load_config
 
-# ANCHORS.md, "Default training on the embedded digits", 2 CPU cores, torch 2.13.
+# docs/anchors.md, "Default training on the embedded digits", 2 CPU cores, torch 2.13.
 ANCHORS = {
     "SpikingJelly 2.0 LIF, T=4, MSE on firing rate": {"best": 0.975, "t97": 39, "s_epoch": 4.2},
     "snnTorch 1.0 Leaky, T=4, mse_count_loss": {"best": 0.978, "t97": 108, "s_epoch": 4.7},
 }
 
 
-def epoch_figures(cum_seconds: list[float], accuracies: list[float]) -> dict:
-    """From cumulative training seconds and test accuracy after each epoch: the seconds
-    until the accuracy first reached 97% (``None`` if never) and the median epoch time."""
-    per_epoch = [b - a for a, b in zip([0.0, *cum_seconds[:-1]], cum_seconds)]
+def epoch_figures(per_epoch: list[float], accuracies: list[float]) -> dict:
+    """From the training seconds of each epoch and the test accuracy after it: the
+    seconds until the accuracy first reached 97% (``None`` if never) and the median
+    epoch time."""
+    cum_seconds = list(itertools.accumulate(per_epoch))
     return {
         "seconds_to_97": next((s for s, a in zip(cum_seconds, accuracies) if a >= 0.97), None),
         "median_seconds_per_epoch": statistics.median(per_epoch),

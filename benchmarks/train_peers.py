@@ -1,13 +1,13 @@
-"""The ANCHORS.md peer training runs, on this machine, with spikeforge on the same network
+"""The docs/anchors.md peer training runs, on this machine, with spikeforge on the same network
 and recipe, so that engines are compared on one processor and one workload.
 
-``../shared/ANCHORS.md`` ("Default training on the embedded digits") trained SpikingJelly
+``docs/anchors.md`` ("Default training on the embedded digits") trained SpikingJelly
 2.0 and snnTorch 1.0 on the 5,000 embedded MNIST digits (400 train / 100 test per class)
 with one conv shape for all: Conv 1->12 5x5, max-pool 2, spiking neuron, Conv 12->64 5x5,
 max-pool 2, spiking neuron, Linear 1024->10, spiking neuron; T = 4, direct input (the
 image at every step), Adam, batch 64, 2 threads. This script runs that recipe with the
 split spikeforge uses (``spikeforge.data.embedded.stratified_split``), the peers' own
-documented defaults where ANCHORS.md names none, and no augmentation:
+documented defaults where docs/anchors.md names none, and no augmentation:
 
 - ``SpikingJelly``: ``LIFNode(tau=2)`` (its default sigmoid surrogate, hard reset to 0),
   multi-step mode, MSE between the firing rate of the output layer and the one-hot label,
@@ -159,13 +159,14 @@ def run(name: str, data, epochs: int, max_seconds: float, seed: int) -> dict:
               flush=True)
         if spent >= max_seconds:
             break
+    per_epoch = [b - a for a, b in zip([0.0, *cum[:-1]], cum)]
     return {
         "peer": name,
         "best_test_accuracy": max(accs),
         "final_test_accuracy": accs[-1],
         "test_accuracy_per_epoch": accs,
-        "train_seconds_per_epoch": cum,
-        **epoch_figures(cum, accs),
+        "train_seconds_per_epoch": per_epoch,
+        **epoch_figures(per_epoch, accs),
         "learning_rate": lr,
     }
 

@@ -2,8 +2,15 @@
 
 ``spikeforge train`` trains from a YAML config (none: the default spiking CNN on
 the embedded MNIST digits, offline, on the CPU); ``spikeforge eval`` reloads a
-run and reports its test accuracy; ``spikeforge config`` prints the resolved
+run and reports its test accuracy; ``spikeforge report`` writes a run's HTML
+report (spikes, SOPs, energy, plots); ``spikeforge config`` prints the resolved
 config; ``spikeforge datasets`` lists the registered datasets.
+
+Errors: a user's mistake (a bad argument or config value, a run directory in the
+way, a damaged run file, a diverged run, Ctrl-C) is one line ``error: ...`` on
+stderr and exit status 2; any other exception is a bug, reported the same way in
+one line with exit status 1. ``--debug`` (or ``SPIKEFORGE_DEBUG=1``) shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -14,22 +21,43 @@ import os
 import sys
 import time
 
+from spikeforge import __version__
+
 OVERRIDE_HELP = (
     "config overrides as dotted key=value pairs, e.g. epochs=3 data.time_steps=8 "
     "model.neuron=plif optim.lr=0.001 (values are parsed as YAML)"
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line ``error: ...`` (exit 2), not usage + error."""
+
+    def error(self, message: str):  # noqa: D401  (argparse's hook)
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    env = os.environ.get("SPIKEFORGE_DEBUG", "").strip().lower()
+    return "--debug" in argv or env not in ("", "0", "false", "no", "off")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="spikeforge",
         description="Spiking neural networks on PyTorch: train, evaluate, inspect.",
     )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    p.add_argument("--version", action="version", version=f"spikeforge {__version__}")
+    debug_help = "show the Python traceback of an error (also: SPIKEFORGE_DEBUG=1)"
+    p.add_argument("--debug", action="store_true", help=debug_help)
+    # the same switch after the command name (spikeforge train --debug)
+    debug = _Parser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     t = sub.add_parser(
         "train",
+        parents=[debug],
         help="train an SNN from a YAML config (default: spiking CNN on embedded MNIST digits)",
         description=(
             "Train a spiking network. With no arguments: the default convolutional LIF "
@@ -48,7 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue a stopped run from its last checkpoint (takes no other config)",
+        help="continue a stopped run from its last checkpoint, or start one that stopped "
+        "before its first checkpoint over from epoch 0 (takes no other config)",
+    )
+    t.add_argument(
+        "--force",
+        action="store_true",
+        help="let --out replace a run of another config (only files a run wrote are "
+        "deleted) or write beside files that no run wrote",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar or log on the terminal")
     t.add_argument(
@@ -62,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser(
         "eval",
+        parents=[debug],
         help="reload a finished run and print its test accuracy",
         description="Rebuild the model of RUN_DIR from config.yaml and model.safetensors "
         "and evaluate it on the test split; prints accuracy and firing rates as JSON.",
@@ -70,12 +106,14 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "config",
+        parents=[debug],
         help="print the resolved config (defaults <- FILE <- overrides) as YAML",
         description="Print the full config that spikeforge train would use.",
     )
     c.add_argument("--config", metavar="FILE", help="YAML config file to merge over the defaults")
     c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
+    _report_parser(sub, debug)
     sub.add_parser(
         "models",
         help="list the registered models with parameter counts and input shapes",
@@ -84,16 +122,54 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser(
         "datasets",
+        parents=[debug],
         help="list the registered datasets",
         description="List every dataset name usable as data.name / --dataset.",
     )
     return p
 
 
+def _report_parser(sub, debug) -> None:
+    r = sub.add_parser(
+        "report",
+        parents=[debug],
+        help="write an HTML report of a run (spikes, SOPs, energy per layer, plots)",
+        description="Reload the trained model of RUN_DIR, profile it on test samples and write "
+        "RUN_DIR/report.html (one self-contained page: metrics, per-layer spikes / SOPs / "
+        "energy, plots embedded) and the plots under RUN_DIR/report/; prints the summary.",
+    )
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by spikeforge train")
+    r.add_argument("--out", metavar="FILE", help="HTML file to write (default RUN_DIR/report.html)")
+    r.add_argument("--format", choices=("png", "svg"), default="png", help="plot format")
+    r.add_argument("--samples", type=int, default=256, help="test samples to profile (256)")
+    r.add_argument("--e-ac", type=float, default=0.9, help="energy per accumulate, pJ (0.9)")
+    r.add_argument("--e-mac", type=float, default=4.6, help="energy per MAC, pJ (4.6)")
+
+
+def _report(args) -> int:
+    from rich.console import Console
+
+    from spikeforge.analysis import EnergyModel, NoSpikingLayerError
+    from spikeforge.analysis.report import make_report, print_summary
+
+    try:
+        report = make_report(
+            args.run_dir, args.out, args.format, args.samples, EnergyModel(args.e_ac, args.e_mac)
+        )
+    except (NoSpikingLayerError, ValueError) as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    print_summary(report, Console())
+    return 0
+
+
 def _train(args) -> int:
     from rich.console import Console
 
+    import spikeforge.analysis  # noqa: F401  (adds spike / SOP / energy figures to metrics.json)
+    from spikeforge.errors import RunDirError
     from spikeforge.train import Trainer, load_config
+    from spikeforge.train.rundir import plan_new_run
 
     if args.nproc is not None:
         return _exec_torchrun(args)
@@ -101,27 +177,26 @@ def _train(args) -> int:
 
     ctx = distributed.setup(_device_key(args))
     console = None if args.quiet or not ctx.is_main else Console(stderr=True)
-    if args.resume:
-        if args.config or args.overrides or args.dataset or args.out:
-            raise SystemExit(
+    if args.resume is not None:
+        if args.config or args.overrides or args.dataset or args.out is not None or args.force:
+            raise RunDirError(
                 "spikeforge train --resume RUN_DIR continues the run with its own config.yaml; "
-                "do not pass --config, --dataset, --out or overrides with it"
+                "do not pass --config, --dataset, --out, --force or overrides with it"
             )
+        _STOPPED_RUN[0] = args.resume
         trainer = Trainer.resume(args.resume, console)
     else:
         overrides = list(args.overrides)
         if args.dataset:
             overrides.append(f"data.name={args.dataset}")
         cfg = load_config(args.config, overrides)
-        out = args.out or os.path.join(
-            "runs", f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        )
+        out = args.out
+        if out is None:
+            out = os.path.join("runs", f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         out = ctx.broadcast(out)  # under torchrun every rank uses rank 0's clock
-        if os.path.exists(os.path.join(out, "checkpoint.json")):
-            raise SystemExit(
-                f"{out} already holds a run; continue it with --resume {out} or pick another --out"
-            )
-        trainer = Trainer(cfg, out, console)
+        plan_new_run(out, cfg, args.force)  # refuse now, before the data are loaded
+        _STOPPED_RUN[0] = out
+        trainer = Trainer(cfg, out, console, force=args.force)
     metrics = trainer.fit()
     if not ctx.is_main:
         return 0
@@ -228,25 +303,82 @@ def _datasets(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``spikeforge`` console script."""
-    from spikeforge.models import ModelInputError
-    from spikeforge.train.config import ConfigError
+#: The run directory of the ``train`` command in progress, for the Ctrl-C message.
+_STOPPED_RUN: list[str | None] = [None]
 
-    args = _parser().parse_args(argv)
-    args.argv = argv
-    handler = {
-        "train": _train,
-        "eval": _eval,
-        "config": _config,
-        "datasets": _datasets,
-        "models": _models,
-    }
+
+def _one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line (YAML and OS errors quote multi-line text)."""
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _interrupted() -> str:
+    run = _STOPPED_RUN[0]
+    if run is None or not os.path.exists(os.path.join(run, "config.yaml")):
+        return "interrupted (Ctrl-C) before the run started; nothing was written"
+    if not os.path.exists(os.path.join(run, "checkpoint.json")):
+        return (
+            f"interrupted (Ctrl-C) in the first epoch; {run} holds no checkpoint yet; "
+            f"resume with `spikeforge train --resume {run}` (it starts over from epoch 0)"
+        )
+    return (
+        f"interrupted (Ctrl-C); {run} keeps its last checkpoint; "
+        f"resume with `spikeforge train --resume {run}`"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``spikeforge`` console script: returns the exit status
+    (0 done, 2 a user's mistake or Ctrl-C, 1 a bug), errors as one line on stderr."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = _debug_requested(argv)
+    _STOPPED_RUN[0] = None
     try:
+        args = _parser().parse_args(argv)
+        if args.command in ("train", "eval"):
+            from spikeforge.runtime import prepare_process
+
+            prepare_process()  # before torch is imported: it reads OMP_WAIT_POLICY once
+        handler = {
+            "train": _train,
+            "eval": _eval,
+            "config": _config,
+            "datasets": _datasets,
+            "report": _report,
+            "models": _models,
+        }
+        args.argv = argv
         return handler[args.command](args)
-    except (ConfigError, FileNotFoundError, ModelInputError) as e:
-        print(f"spikeforge {args.command}: error: {e}", file=sys.stderr)
+    except SystemExit as e:
+        if e.code in (0, None):  # --help, --version: argparse's own exit
+            raise
+        return e.code if isinstance(e.code, int) else 2  # its one-line errors
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"error: {_interrupted()}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if debug:
+            raise
+        from spikeforge.data.neuromorphic import DatasetNotFoundError
+        from spikeforge.errors import SpikeforgeError
+
+        if isinstance(e, SpikeforgeError):
+            print(f"error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        if isinstance(e, DatasetNotFoundError):  # its lines list the missing files
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if isinstance(e, OSError) and e.filename is not None:  # disk full, no permission
+            print(f"error: {e.strerror or e}: {e.filename}", file=sys.stderr)
+            return 2
+        print(
+            f"error: internal error, {type(e).__name__}: {_one_line(e)} "
+            "(run again with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ through the registered builders (so through Tonic's own readers).
 from __future__ import annotations
 
 import os
-import struct
 
+import event_writers as w
 import numpy as np
 import pytest
 import torch
 
+from spikeforge.data import event_sets as es
 from spikeforge.data import get_dataset
 from spikeforge.data import neuromorphic as nm
 from spikeforge.data.frames import CorruptSampleError, events_to_frames
@@ -34,95 +35,17 @@ def cfg(root, name, **kw):
 
 
 def write_nmnist_bin(path, x, y, p, t):
-    """N-MNIST / N-Caltech101 .bin: 40 bits per event, big-endian fields:
-    x (8), y (8), p (1), t (23, microseconds)."""
-    x, y, p, t = (np.asarray(a, dtype=np.uint32) for a in (x, y, p, t))
-    raw = np.zeros((len(x), 5), dtype=np.uint8)
-    raw[:, 0] = x
-    raw[:, 1] = y
-    raw[:, 2] = (p << 7) | ((t >> 16) & 0x7F)
-    raw[:, 3] = (t >> 8) & 0xFF
-    raw[:, 4] = t & 0xFF
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    raw.tofile(path)
+    """Raw ATIS .bin records (x, y, p, t); a y == 240 record is an overflow marker."""
+    w.write_atis_bin(path, t, x, y, p)
 
 
-def random_events(rng, n, w, h, t_max):
+def random_events(rng, n, w_, h, t_max):
     t = np.sort(rng.integers(0, t_max, n))
-    return rng.integers(0, w, n), rng.integers(0, h, n), rng.integers(0, 2, n), t
+    return rng.integers(0, w_, n), rng.integers(0, h, n), rng.integers(0, 2, n), t
 
 
-AEDAT4_DESCRIPTION = (
-    '<dv version="2.0"><node name="outInfo" path="/outInfo/">'
-    '<node name="0" path="/outInfo/0/">'
-    '<attr key="compression" type="string">NONE</attr>'
-    '<attr key="typeIdentifier" type="string">EVTS</attr>'
-    '<node name="info" path="/outInfo/0/info/">'
-    '<attr key="sizeX" type="int">128</attr><attr key="sizeY" type="int">128</attr>'
-    "</node></node></node></dv>"
-)
-
-
-def _aedat4_ioheader() -> bytes:
-    """Size-prefixed flatbuffer ``Ioheader`` (identifier IOHE): compression NONE
-    and file_data_position -1 (defaults), the XML stream description."""
-    text = AEDAT4_DESCRIPTION.encode() + b"\0"
-    text += b"\0" * (-len(text) % 4)
-    body = (
-        struct.pack("<I", 20)  # root table at 20
-        + b"IOHE"
-        + struct.pack("<HHHHH", 10, 8, 0, 0, 4)  # vtable: 3 fields, only field 2 set
-        + b"\0\0"
-        + struct.pack("<iI", 12, 4)  # table: vtable 12 bytes back; string 4 bytes on
-        + struct.pack("<I", len(AEDAT4_DESCRIPTION))
-        + text
-    )
-    return struct.pack("<I", len(body)) + body
-
-
-def _aedat4_event_packet(t, x, y, on) -> bytes:
-    """Stream 0 packet: size-prefixed flatbuffer ``EventPacket`` (identifier
-    EVTS) whose ``elements`` vector holds 16-byte structs (t i64, x i16, y i16,
-    on bool, 3 bytes padding)."""
-    ev = np.zeros(
-        len(t), dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("on", "u1"), ("_", "V3")]
-    )
-    ev["t"], ev["x"], ev["y"], ev["on"] = t, x, y, on
-    body = (
-        struct.pack("<I", 16)  # root table at 16
-        + b"EVTS"
-        + struct.pack("<HHH", 6, 8, 4)  # vtable: 1 field at offset 4
-        + b"\0\0"
-        + struct.pack("<iI", 8, 4)  # table: vtable 8 bytes back; vector 4 bytes on
-        + struct.pack("<I", len(t))
-        + ev.tobytes()  # starts 8-byte aligned
-    )
-    payload = struct.pack("<I", len(body)) + body
-    return struct.pack("<II", 0, len(payload)) + payload
-
-
-def write_aedat4(path, t, x, y, p, packets=2):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    chunks = np.array_split(np.arange(len(t)), packets)
-    with open(path, "wb") as f:
-        f.write(b"#!AER-DAT4.0\r\n" + _aedat4_ioheader())
-        for c in chunks:
-            f.write(_aedat4_event_packet(t[c], x[c], y[c], p[c]))
-
-
-def write_hsd(path, spikes, labels, n_keys):
-    """SHD / SSC HDF5: spikes/times (vlen float, seconds), spikes/units (vlen
-    uint16), labels, extra/keys, extra/speaker."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with h5py.File(path, "w") as f:
-        times = f.create_dataset("spikes/times", (len(spikes),), dtype=h5py.vlen_dtype(np.float32))
-        units = f.create_dataset("spikes/units", (len(spikes),), dtype=h5py.vlen_dtype(np.uint16))
-        for i, (tt, uu) in enumerate(spikes):
-            times[i] = tt
-            units[i] = uu
-        f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
-        f.create_dataset("extra/keys", data=np.array([f"k{i}".encode() for i in range(n_keys)]))
-        f.create_dataset("extra/speaker", data=np.zeros(len(spikes), dtype=np.uint16))
+write_aedat4 = w.write_aedat4
+write_hsd = w.write_hsd
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -228,7 +151,7 @@ def test_download_only_when_asked(tmp_path, monkeypatch):
         for split in ("Train", "Test"):
             write_nmnist_bin(os.path.join(root, "NMNIST", split, "1", "x.bin"), [1], [2], [1], [7])
 
-    monkeypatch.setattr(nm, "_download", fake_download)
+    monkeypatch.setattr(es, "download", fake_download)
     with pytest.raises(nm.DatasetNotFoundError):
         get_dataset("nmnist", cfg(tmp_path, "nmnist"))
     assert calls == []
@@ -249,7 +172,7 @@ def test_truncated_bin_named_or_skipped(nmnist_root, caplog):
         b = get_dataset("nmnist", cfg(root, "nmnist", skip_corrupt=True))
     assert len(b.train) == 19 and len(b.test) == 10
     assert b.info["skipped"] == 1 and b.info["skipped_files"] == [str(bad)]
-    assert "skipped 1 corrupt files" in caplog.text and str(bad) in caplog.text
+    assert "skipped 1 corrupt samples" in caplog.text and str(bad) in caplog.text
     assert all(b.train.source(i) != str(bad) for i in b.train.indices)
 
 
@@ -399,13 +322,13 @@ def test_ncaltech101_bins_classes_and_split(tmp_path):
     for c, name in enumerate(classes):
         for k in range(10):
             x, y, p, t = random_events(rng, 80, 200, 150, 300_000)
-            x, y = x + 7, y + 3  # Tonic shifts each recording to start at (0, 0)
+            x, y = x + 55, y + 89  # up to 254 and 238: the .bin range, beyond 240x180
             path = tmp_path / "NCALTECH101" / "Caltech101" / name / f"image_{k:04d}.bin"
             write_nmnist_bin(path, x, y, p, t)
-            truth[str(path)] = ((x - x.min(), y - y.min(), p, t), c)
+            truth[str(path)] = ((x, y, p, t), c)  # the file's own coordinates, no shift
     b = get_dataset("ncaltech101", cfg(tmp_path, "ncaltech101"))
     assert b.num_classes == 3 and b.info["classes"] == classes
-    assert b.input_shape == (2, 45, 60)  # 240x180 sensor at the default scale 0.25
+    assert b.input_shape == (2, 64, 64)  # the 256x256 .bin range at the default scale 0.25
     assert len(b.train) == 27 and len(b.test) == 3
     x, y = b.test[1]
     (ex, ey, ep, et), label = truth[b.test.source(b.test.indices[1])]
@@ -414,7 +337,7 @@ def test_ncaltech101_bins_classes_and_split(tmp_path):
     ev["x"], ev["y"], ev["t"], ev["p"] = ex, ey, et, ep
     from spikeforge.data.frames import downsample
 
-    small, sensor = downsample(ev, (240, 180, 2), 0.25)
+    small, sensor = downsample(ev, (256, 256, 2), 0.25)
     np.testing.assert_array_equal(x.numpy(), events_to_frames(small, sensor, n_time_bins=T))
 
 
@@ -445,7 +368,7 @@ def test_hsd_audio_sets(tmp_path, name, n_classes):
             assert y == labels[k] and x.shape == (T, 700)
             times, units = spikes[k]
             ev = np.zeros(len(times), dtype=[("t", int), ("x", int), ("p", int)])
-            ev["t"] = times.astype(np.float64) * 1e6  # Tonic: seconds -> microseconds
+            ev["t"] = np.rint(times.astype(np.float64) * 1e6)  # seconds -> microseconds
             ev["x"], ev["p"] = units, 1
             expect = events_to_frames(ev, (700, 1, 1), n_time_bins=T).reshape(T, 700)
             np.testing.assert_array_equal(x.numpy(), expect)

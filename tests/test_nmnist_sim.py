@@ -141,3 +141,30 @@ def test_render_shift_is_bilinear():
     half = ns.render_shifted(d, 0.5, 0.0)
     np.testing.assert_allclose(half[0, 13, 13:15], [0.5, 0.5])
     assert half.sum() == pytest.approx(1.0)
+
+
+def test_raw_events_public_cached_and_frames_built_from_them(bundle, cache, monkeypatch):
+    from spikeforge.data import get_raw_events
+    from spikeforge.data.events import VISION_EVENT_DTYPE
+    from spikeforge.data.frames import events_to_frames
+
+    ds = ns.nmnist_sim_events(DataConfig(time_steps=6, cache_dir=cache), "test", limit=LIMIT)
+    assert len(ds) == LIMIT and ds.sensor_size == (34, 34, 2) and ds.num_classes == 10
+    for i in range(LIMIT):
+        ev, label = ds[i]
+        assert ev.dtype == VISION_EVENT_DTYPE and label == int(bundle.test.labels[i])
+        assert np.all(np.diff(ev["t"]) >= 0) and ev["x"].max() < 34 and ev["y"].max() < 34
+        assert set(np.unique(ev["p"])) <= {0, 1}
+        frames = np.clip(events_to_frames(ev, (34, 34, 2), n_time_bins=6), 0, 255)
+        np.testing.assert_array_equal(frames, bundle.test.frames[i].numpy())
+
+    def boom(*a, **k):
+        raise AssertionError("simulated again instead of loading the event cache")
+
+    monkeypatch.setattr(ns, "simulate_events", boom)
+    again = ns.nmnist_sim_events(DataConfig(cache_dir=cache), "test", limit=LIMIT)
+    np.testing.assert_array_equal(again[3][0], ds[3][0])
+    with pytest.raises(ValueError, match="no raw events"):
+        get_raw_events("mnist5k", DataConfig(), "test")
+    with pytest.raises(ValueError, match="train and test"):
+        ns.nmnist_sim_events(DataConfig(cache_dir=cache), "valid", limit=LIMIT)

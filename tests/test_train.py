@@ -107,14 +107,14 @@ def test_resume_after_sigkill(finished_run, tmp_path):
     _same_weights(out / "model.safetensors", finished_run / "model.safetensors")
 
 
-def test_resume_refuses_new_config(finished_run):
-    with pytest.raises(SystemExit, match="continues the run with its own config.yaml"):
-        main(["train", "--resume", str(finished_run), "epochs=9"])
+def test_resume_refuses_new_config(finished_run, capsys):
+    assert main(["train", "--resume", str(finished_run), "epochs=9"]) == 2
+    assert "continues the run with its own config.yaml" in capsys.readouterr().err
 
 
 def test_train_refuses_to_overwrite_a_run(finished_run, capsys):
-    with pytest.raises(SystemExit, match="already holds a run"):
-        main(["train", "--quiet", "--out", str(finished_run), *SMALL])
+    assert main(["train", "--quiet", "--out", str(finished_run), "epochs=4", *SMALL]) == 2
+    assert "holds a finished run (4 epochs) of this config" in capsys.readouterr().err
 
 
 def test_cli_config_errors_are_reported(capsys):

@@ -17,6 +17,7 @@ from torch.utils.data import TensorDataset
 
 from spikeforge.data.augment import build_batch_augment
 from spikeforge.data.registry import DatasetBundle, register_dataset
+from spikeforge.errors import SpikeforgeError
 
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -26,7 +27,7 @@ def _torchvision():
     try:
         import torchvision
     except ImportError as e:
-        raise RuntimeError(
+        raise SpikeforgeError(
             "dataset cifar10 is read through torchvision, which is not installed: "
             "pip install --no-deps torchvision (a build matching your torch)"
         ) from e

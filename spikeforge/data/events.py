@@ -15,19 +15,34 @@ for each of them::
 
 Event layouts (numpy structured dtypes, one row per event, sorted by ``t``):
 
-- vision (:data:`VISION_EVENT_DTYPE`): ``t`` int64 microseconds from the
-  recording's start (or the file's own clock; each dataset says which),
-  ``x`` and ``y`` pixel coordinates, ``p`` polarity in ``{0, 1}``;
+- vision (:data:`VISION_EVENT_DTYPE`): ``t`` int64 microseconds on the
+  clock of the file, ``x`` and ``y`` pixel coordinates as the file holds
+  them, ``p`` polarity in ``{0, 1}`` (1 = ON);
 - audio (:data:`AUDIO_EVENT_DTYPE`): ``t`` int64 microseconds, ``x`` the
   channel (cochlea unit), ``p`` always 0 (SHD, SSC).
 
+Time unit and origin per dataset (all microseconds; docs/data.md has the table):
+
+- ``nmnist``, ``ncaltech101`` (ATIS ``.bin``): from the recording's start,
+  with Tonic's timestamp-overflow rule (a record with ``y == 240`` adds 2**13);
+- ``dvs_gesture``: ``.npy`` release: ``round(1000 * column 3)`` (the column
+  is milliseconds); AEDAT 3.1 release: the recording's own clock
+  (``tsOverflow << 31 | timestamp``), the gesture being the events with
+  ``start <= t < end`` of its ``*_labels.csv`` row;
+- ``cifar10dvs`` (AEDAT4): the file's own clock (microseconds since the Unix
+  epoch in the released files);
+- ``shd``, ``ssc``: ``round(1e6 * seconds)`` from the recording's start;
+- ``nmnist-sim``: from the start of the first saccade.
+
 Every event lies on ``sensor_size``: ``0 <= x < width``, ``0 <= y < height``,
-``0 <= p < polarities``.
+``0 <= p < polarities``; a file whose events do not is a
+:class:`CorruptSampleError` naming it and quoting the file's own values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +52,77 @@ from torch.utils.data import Dataset
 VISION_EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")])
 #: One event of an audio sensor: time (microseconds), channel (in ``x``), polarity 0.
 AUDIO_EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("p", "i1")])
+
+log = logging.getLogger(__name__)
+
+
+class CorruptSampleError(RuntimeError):
+    """A sample's file is short, cut, inconsistent with what it declares, or
+    holds invalid events; ``path`` names it (with the sample inside it, where
+    one file holds several), ``reason`` says what is wrong."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"corrupt or truncated data in {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class SkippingView(Dataset):
+    """A split over the samples ``indices`` of a larger set, loading sample
+    ``i`` with ``self._load(i)`` (subclasses define it).
+
+    A :class:`CorruptSampleError` propagates, unless ``skip_corrupt``: then the
+    sample is logged, counted once (in ``skipped`` and, when a dict is given,
+    in ``report["skipped"]`` / ``report["skipped_files"]``, e.g. a bundle's
+    ``info``, which also counts the files the build-time check skipped) and
+    the next good sample of the split stands in for it. Every message quotes
+    the count of ``report`` when there is one, so it equals
+    ``info["skipped"]``."""
+
+    def __init__(self, indices: Sequence[int], skip_corrupt: bool = False,
+                 report: dict | None = None):
+        self.indices = [int(i) for i in indices]
+        self.skip_corrupt = bool(skip_corrupt)
+        self.report = report
+        self.skipped: list[str] = []
+        self._bad: set[int] = set()
+
+    def _load(self, i: int):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def skipped_count(self) -> int:
+        """Samples skipped so far: ``report["skipped"]`` when reporting, else this view's."""
+        if self.report is not None:
+            return int(self.report.get("skipped", 0))
+        return len(self.skipped)
+
+    def __getitem__(self, k: int):
+        n = len(self.indices)
+        if not -n <= k < n:
+            raise IndexError(f"index {k} out of range for a split of {n} samples")
+        k %= n
+        for step in range(n):
+            i = self.indices[(k + step) % n]
+            if i in self._bad:
+                continue
+            try:
+                return self._load(i)
+            except CorruptSampleError as e:
+                if not self.skip_corrupt:
+                    raise
+                self._bad.add(i)
+                self.skipped.append(e.path)
+                if self.report is not None:
+                    self.report["skipped"] = self.report.get("skipped", 0) + 1
+                    self.report.setdefault("skipped_files", []).append(e.path)
+                log.warning("skipping %s (%d skipped so far)", e, self.skipped_count())
+        raise CorruptSampleError(
+            f"all {n} samples of this split",
+            f"every one is corrupt ({self.skipped_count()} skipped in all)",
+        )
 
 
 class EventDataset(Dataset):
@@ -91,6 +177,8 @@ def get_raw_events(name: str, cfg, split: str = "test") -> EventDataset:
 
 __all__ = [
     "AUDIO_EVENT_DTYPE",
+    "CorruptSampleError",
+    "SkippingView",
     "RAW_EVENTS",
     "VISION_EVENT_DTYPE",
     "EventDataset",

@@ -23,14 +23,15 @@ import hashlib
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+
+from spikeforge.data.events import CorruptSampleError, SkippingView
+from spikeforge.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -441,10 +442,11 @@ class FrameCache:
     JSON -- put the dataset name, split, a fingerprint of its files and the
     transform parameters in it, so any change gives a fresh directory. Counts
     are stored in the smallest exact dtype (uint8 / uint16 / float32) and come
-    back as float32. Writes are atomic (temporary file, then ``os.replace``),
-    so concurrent workers and killed runs never leave a half-written entry
-    under the final name; an unreadable or wrong-shaped entry reads as a miss
-    and is rewritten by the next ``save``.
+    back as float32. Writes are atomic (:func:`spikeforge.io.atomic_write`,
+    without fsync: a lost entry is only rebuilt), so concurrent workers and
+    killed runs never leave a half-written entry under the final name; an
+    unreadable or wrong-shaped entry reads as a miss and is rewritten by the
+    next ``save``.
     """
 
     def __init__(self, cache_dir: str | os.PathLike, key_params: Mapping[str, Any]):
@@ -455,27 +457,13 @@ class FrameCache:
         os.makedirs(self.directory, exist_ok=True)
         meta = os.path.join(self.directory, "params.json")
         if not os.path.exists(meta):
-            self._atomic_write(
-                meta,
-                lambda f: f.write(
-                    json.dumps(self.key_params, sort_keys=True, indent=1, default=str).encode()
-                ),
-            )
+            text = json.dumps(self.key_params, sort_keys=True, indent=1, default=str)
+            atomic_write(meta, lambda f: f.write(text.encode()), fsync=False)
         self.rebuilt = 0  # corrupt entries found by load()
 
     def path(self, index: int) -> str:
         """File of sample ``index``."""
         return os.path.join(self.directory, f"{int(index):07d}.npy")
-
-    def _atomic_write(self, path: str, write: Callable[[Any], Any]) -> None:
-        tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                write(f)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     def load(self, index: int, frame_shape: tuple[int, ...] | None = None) -> np.ndarray | None:
         """The cached float32 frames of ``index``, or ``None`` if absent or corrupt
@@ -498,22 +486,13 @@ class FrameCache:
     def save(self, index: int, frames: np.ndarray) -> None:
         """Store ``frames`` for ``index`` (atomically)."""
         arr = frames.astype(_smallest_dtype(frames), copy=False)
-        self._atomic_write(self.path(index), lambda f: np.save(f, arr, allow_pickle=False))
+        atomic_write(self.path(index), lambda f: np.save(f, arr, allow_pickle=False), fsync=False)
 
 
 # --------------------------------------------------------------------------- dataset
 
 
-class CorruptSampleError(RuntimeError):
-    """A sample's file could not be read or holds invalid events; ``path`` names it."""
-
-    def __init__(self, path: str, reason: str):
-        super().__init__(f"corrupt or truncated sample file {path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-
-class FramesDataset(Dataset):
+class FramesDataset(SkippingView):
     """``(torch.float32 [T, P, H, W], int label)`` from a Tonic-like dataset of
     ``(events, label)``, converted by a :class:`FrameTransform` (or a dict of its
     parameters) and cached in ``cache`` (a :class:`FrameCache`, or ``None``).
@@ -547,6 +526,9 @@ class FramesDataset(Dataset):
         source_name: Callable[[int], str] | None = None,
         report: dict | None = None,
     ):
+        super().__init__(
+            range(len(events_dataset)) if indices is None else indices, skip_corrupt, report
+        )
         self.events_dataset = events_dataset
         self.transform = (
             transform_params
@@ -559,17 +541,9 @@ class FramesDataset(Dataset):
             if len(targets) == len(events_dataset):
                 labels = targets
         self.labels = None if labels is None else [int(v) for v in labels]
-        self.indices = list(range(len(events_dataset))) if indices is None else list(indices)
         self.flatten = flatten
-        self.skip_corrupt = skip_corrupt
         self._source_name = source_name
-        self.report = report
-        self.skipped: list[str] = []
-        self._bad: set[int] = set()
         self.conversions = 0
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
     def source(self, i: int) -> str:
         """Name (usually the path) of the wrapped sample ``i``."""
@@ -589,7 +563,7 @@ class FramesDataset(Dataset):
     def _convert(self, i: int) -> tuple[np.ndarray, Any]:
         try:
             events, label = self.events_dataset[i]
-        except (ImportError, MemoryError):
+        except (CorruptSampleError, ImportError, MemoryError):
             raise
         except Exception as e:  # noqa: BLE001 - reported with the file's name
             raise CorruptSampleError(self.source(i), f"{type(e).__name__}: {e}") from e
@@ -602,39 +576,15 @@ class FramesDataset(Dataset):
             self.cache.save(i, frames)
         return frames, label
 
-    def _load(self, i: int) -> tuple[np.ndarray, int]:
+    def _load(self, i: int) -> tuple[torch.Tensor, int]:
+        frames = None
         if self.cache is not None and self.labels is not None:
             frames = self.cache.load(i, self.transform.frame_shape)
-            if frames is not None:
-                return frames, self.labels[i]
-        frames, label = self._convert(i)
-        return frames, (int(label) if self.labels is None else self.labels[i])
-
-    def __getitem__(self, k: int):
-        n = len(self.indices)
-        for step in range(n):
-            i = self.indices[(k + step) % n]
-            if i in self._bad:
-                continue
-            try:
-                frames, label = self._load(i)
-            except CorruptSampleError as e:
-                if not self.skip_corrupt:
-                    raise
-                self._bad.add(i)
-                self.skipped.append(e.path)
-                if self.report is not None:
-                    self.report["skipped"] = self.report.get("skipped", 0) + 1
-                    self.report.setdefault("skipped_files", []).append(e.path)
-                log.warning("skipping %s (%d skipped so far)", e, len(self.skipped))
-                continue
-            if self.flatten:
-                frames = frames.reshape(frames.shape[0], -1)
-            return torch.from_numpy(np.ascontiguousarray(frames)), label
-        raise RuntimeError(f"every sample of this dataset is corrupt ({len(self.skipped)} skipped)")
-
-    def warm_cache(self) -> int:
-        """Convert (and cache) every sample now; returns how many were skipped."""
-        for k in range(len(self)):
-            self[k]
-        return len(self.skipped)
+        if frames is not None:
+            label = self.labels[i]
+        else:
+            frames, label = self._convert(i)
+            label = int(label) if self.labels is None else self.labels[i]
+        if self.flatten:
+            frames = frames.reshape(frames.shape[0], -1)
+        return torch.from_numpy(np.ascontiguousarray(frames)), label

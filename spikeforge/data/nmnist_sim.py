@@ -24,10 +24,17 @@ This module replays that recording with the DVS emulator
    ``[T, 2, 34, 34]`` (channel 0 OFF, 1 ON) of event counts.
 
 Generation is deterministic and vectorised (all digits of a batch run through
-the emulator together); the binned frames are cached as a compressed
-``.npz`` under ``data.cache_dir`` or ``$SPIKEFORGE_CACHE`` or
-``~/.cache/spikeforge``, in ``nmnist-sim/<hash of the parameters>.npz``, so a
-second run loads them.
+the emulator together). The raw events of each split are cached under
+``data.cache_dir`` or ``$SPIKEFORGE_CACHE`` or ``~/.cache/spikeforge``, in
+``nmnist-sim/<hash of the parameters>-events-<split>.npz`` (one array of
+every event of the split and the offsets of each sample, uncompressed so the
+1,000 test samples load in well under a second); the frames are binned from
+them and cached beside them as ``<hash>.npz``, so a second run loads either.
+
+Raw events: ``get_raw_events("nmnist-sim", cfg, split)`` (``train``/``test``)
+gives :class:`NMNISTSimEvents`, ``(events, label)`` with events of
+:data:`spikeforge.data.events.VISION_EVENT_DTYPE`: ``t`` microseconds from
+the start of the first saccade, ``p`` 1 = ON, on the 34x34x2 sensor.
 """
 
 from __future__ import annotations
@@ -36,7 +43,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -46,8 +52,10 @@ from torch.utils.data import Dataset
 from spikeforge.data.augment import build_batch_augment
 from spikeforge.data.embedded import load_mnist5k, stratified_split
 from spikeforge.data.emulator import DVSParams, emulate_events_batch
+from spikeforge.data.events import VISION_EVENT_DTYPE, EventDataset, register_raw_events
 from spikeforge.data.frames import events_to_frames
 from spikeforge.data.registry import DatasetBundle, register_dataset
+from spikeforge.io import atomic_write
 
 #: Bump when the generator changes in a way that changes its output.
 VERSION = 1
@@ -202,6 +210,7 @@ def cache_path(
     return os.path.join(cache_dir or default_cache_root(), "nmnist-sim", f"{digest}.npz")
 
 
+_SPLITS = ("train", "test")
 _KEYS = ("train_frames", "train_labels", "test_frames", "test_labels", "train_idx", "test_idx")
 
 
@@ -232,32 +241,121 @@ def load_or_generate(
                 return {**out, "cache": path, "cache_hit": True}
         except (OSError, KeyError, ValueError):
             pass  # unreadable or stale: regenerate and overwrite
-    images, labels = _mnist5k()
-    tr, te = stratified_split(labels, 0.2)
-    if limit is not None:
-        tr, te = tr[:limit], te[:limit]
-    idx = np.concatenate([tr, te])
-    events = simulate_events(images[idx], params, sample_ids=idx)
-    frames = bin_events(events, time_steps)
+    ev = {split: load_or_generate_events(split, params, cache_dir, limit) for split in _SPLITS}
+    frames = {
+        split: bin_events([e["events"][a:b] for a, b in zip(e["offsets"][:-1], e["offsets"][1:])],
+                          time_steps)
+        for split, e in ev.items()
+    }  # fmt: skip
     out = {
-        "train_frames": frames[: len(tr)],
-        "train_labels": labels[tr],
-        "test_frames": frames[len(tr) :],
-        "test_labels": labels[te],
-        "train_idx": tr,
-        "test_idx": te,
-        "events": int(sum(len(e) for e in events)),
+        "train_frames": frames["train"],
+        "train_labels": ev["train"]["labels"],
+        "test_frames": frames["test"],
+        "test_labels": ev["test"]["labels"],
+        "train_idx": ev["train"]["idx"],
+        "test_idx": ev["test"]["idx"],
+        "events": int(sum(len(e["events"]) for e in ev.values())),
     }
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **out)
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda f: np.savez_compressed(f, **out))
     return {**out, "cache": path, "cache_hit": False}
+
+
+def events_cache_path(
+    params: NMNISTSimParams, split: str, limit: int | None, cache_dir: str | None
+) -> str:
+    """``<root>/nmnist-sim/<sha256 of (version, params, limit)>-events-<split>.npz``."""
+    key = json.dumps({"version": VERSION, "params": asdict(params), "limit": limit},
+                     sort_keys=True)  # fmt: skip
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    root = cache_dir or default_cache_root()
+    return os.path.join(root, "nmnist-sim", f"{digest}-events-{split}.npz")
+
+
+def to_vision_events(ev: np.ndarray) -> np.ndarray:
+    """The emulator's events (Tonic's dtype, ``p`` bool) as
+    :data:`~spikeforge.data.events.VISION_EVENT_DTYPE`."""
+    out = np.empty(len(ev), dtype=VISION_EVENT_DTYPE)
+    out["t"], out["x"], out["y"], out["p"] = ev["t"], ev["x"], ev["y"], ev["p"]
+    return out
+
+
+def load_or_generate_events(
+    split: str,
+    params: NMNISTSimParams | None = None,
+    cache_dir: str | None = None,
+    limit: int | None = None,
+) -> dict:
+    """The raw events of split ``split`` from the cache, or simulated (then
+    cached): ``events`` (every event of the split, sample after sample),
+    ``offsets`` (``[N + 1]``: sample ``i`` is ``events[offsets[i]:offsets[i+1]]``),
+    ``labels``, ``idx`` (rows of ``mnist5k``), ``cache`` (the file)."""
+    if split not in _SPLITS:
+        raise ValueError(f"nmnist-sim has splits train and test, got {split!r}")
+    params = params or NMNISTSimParams()
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 or None, got {limit}")
+    path = events_cache_path(params, split, limit, cache_dir)
+    if os.path.exists(path):
+        try:
+            with np.load(path) as z:
+                out = {k: z[k] for k in ("events", "offsets", "labels", "idx")}
+            if out["events"].dtype == VISION_EVENT_DTYPE and len(out["offsets"]) == len(
+                out["labels"]
+            ) + 1 == len(out["idx"]) + 1 and out["offsets"][-1] == len(out["events"]):
+                return {**out, "cache": path}
+        except (OSError, KeyError, ValueError):
+            pass  # unreadable or stale: regenerate and overwrite
+    images, labels = _mnist5k()
+    tr, te = stratified_split(labels, 0.2)
+    idx = tr if split == "train" else te
+    if limit is not None:
+        idx = idx[:limit]
+    events = [to_vision_events(e) for e in simulate_events(images[idx], params, sample_ids=idx)]
+    offsets = np.zeros(len(events) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in events], out=offsets[1:])
+    out = {
+        "events": np.concatenate(events) if events else np.zeros(0, VISION_EVENT_DTYPE),
+        "offsets": offsets,
+        "labels": labels[idx].astype(np.int64),
+        "idx": np.asarray(idx),
+    }
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic_write(path, lambda f: np.savez(f, **out))
+    return {**out, "cache": path}
+
+
+class NMNISTSimEvents(EventDataset):
+    """The raw events of one ``nmnist-sim`` split: ``ds[i] -> (events, label)``
+    (events of :data:`~spikeforge.data.events.VISION_EVENT_DTYPE` in time
+    order, a view into one array of the whole split)."""
+
+    sensor_size = (SENSOR, SENSOR, 2)
+    num_classes = 10
+
+    def __init__(self, events: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
+        self.events = events
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        n = len(self.labels)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for {n} samples")
+        i %= n
+        return self.events[self.offsets[i] : self.offsets[i + 1]], int(self.labels[i])
+
+
+@register_raw_events("nmnist-sim")
+def nmnist_sim_events(cfg, split: str, params: NMNISTSimParams | None = None,
+                      limit: int | None = None) -> NMNISTSimEvents:
+    """Raw events of ``nmnist-sim`` split ``split`` (``train``/``test``) for ``cfg``
+    (its ``cache_dir``); ``limit`` keeps the first ``limit`` digits (tests)."""
+    d = load_or_generate_events(split, params, getattr(cfg, "cache_dir", None), limit)
+    return NMNISTSimEvents(d["events"], d["offsets"], d["labels"])
 
 
 @functools.lru_cache(maxsize=1)

@@ -30,6 +30,8 @@ class DatasetBundle:
     # Batch augmentation for training only: fn(x [B, ...], generator) -> x. The
     # engine seeds the generator from (seed, epoch) so resumed runs match.
     train_transform: Callable[..., Any] | None = None
+    # A validation split, where the dataset has one (SSC); the engine does not use it.
+    valid: Dataset | None = None
 
 
 DATASETS: dict[str, Callable[..., DatasetBundle]] = {}

@@ -1,6 +1,7 @@
 """Time-aware layers over time-first tensors ``[T, B, ...]``."""
 
 from spikeforge.layers.attention import MultiDimensionalAttention, TemporalChannelJointAttention
+from spikeforge.layers.matmul import SpikeMatmul
 from spikeforge.layers.norm import BatchNormTB, ThresholdDependentBatchNorm, build_norm
 from spikeforge.layers.residual import JOINS, MembraneShortcut, ResidualJoin
 from spikeforge.layers.time import Flatten, MeanOverTime, TimeDistributed
@@ -19,6 +20,7 @@ __all__ = [
     "MultiDimensionalAttention",
     "ResidualJoin",
     "SpikeDrivenSelfAttention",
+    "SpikeMatmul",
     "SpikingPatchSplitting",
     "SpikingSelfAttention",
     "TemporalChannelJointAttention",

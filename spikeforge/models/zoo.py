@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from spikeforge.errors import SpikeforgeError
 from spikeforge.functional.surrogate import get_surrogate
 from spikeforge.layers import Flatten, TimeDistributed, build_norm
 from spikeforge.neurons import IF, LIF, PLIF
@@ -39,7 +40,7 @@ class ModelInfo:
 MODEL_INFO: dict[str, ModelInfo] = {}
 
 
-class ModelInputError(ValueError):
+class ModelInputError(SpikeforgeError, ValueError):
     """A model cannot take a dataset's input shape; the message names both."""
 
 

@@ -6,7 +6,6 @@ not import ``analysis/``; richer monitors in ``analysis/`` build on it.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from spikeforge.neurons.base import SpikingNeuron
@@ -57,7 +56,3 @@ class FiringRateMonitor:
         total = sum(self._count.values())
         return sum(self._spikes.values()) / total if total else 0.0
 
-
-def spike_count(spikes: torch.Tensor) -> int:
-    """Number of spikes in a tensor of 0/1 spikes."""
-    return int(spikes.detach().sum())

@@ -9,6 +9,7 @@ YAML file, then ``key.sub=value`` overrides from the command line.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,8 +17,10 @@ from typing import Any
 
 import yaml
 
+from spikeforge.errors import SpikeforgeError
 
-class ConfigError(ValueError):
+
+class ConfigError(SpikeforgeError, ValueError):
     """A bad configuration: the message names the key and what was wrong."""
 
 
@@ -67,8 +70,8 @@ class DataConfig:
             raise ConfigError(f"{prefix}.frame_overlap must be in [0, 1), got {self.frame_overlap}")
         if self.frame_scale is not None and not 0 < self.frame_scale <= 1:
             raise ConfigError(f"{prefix}.frame_scale must be in (0, 1], got {self.frame_scale}")
-        if self.denoise_time is not None and not self.denoise_time > 0:
-            raise ConfigError(f"{prefix}.denoise_time must be > 0, got {self.denoise_time}")
+        if self.denoise_time is not None:
+            _bounded(self.denoise_time, f"{prefix}.denoise_time", low=0, low_open=True)
 
 
 @dataclass
@@ -101,19 +104,22 @@ class ModelConfig:
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
-        _choice(self.neuron, ("lif", "plif", "if"), f"{prefix}.neuron")
-        _choice(self.backend, ("auto", "reference", "cpu", "triton"), f"{prefix}.backend")
-        _choice(
-            self.surrogate,
-            ("sigmoid", "atan", "fast_sigmoid", "rectangle", "triangle"),
-            f"{prefix}.surrogate",
-        )
-        if self.tau < 1:
-            raise ConfigError(f"{prefix}.tau must be >= 1, got {self.tau}")
+        # neuron, surrogate and backend are checked against their registries in
+        # spikeforge.train.checks (called by RunConfig.validate).
+        _bounded(self.tau, f"{prefix}.tau", low=1)
+        _bounded(self.v_threshold, f"{prefix}.v_threshold", low=0, low_open=True)
+        if self.v_reset is not None:
+            # A reset at or above the threshold would make the neuron fire at every step.
+            _bounded(self.v_reset, f"{prefix}.v_reset", high=self.v_threshold, high_open=True)
+        if self.alpha is not None:
+            _bounded(self.alpha, f"{prefix}.alpha", low=0, low_open=True)
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"{prefix}.dropout must be in [0, 1), got {self.dropout}")
         if not self.channels or any(c < 1 for c in self.channels):
-            raise ConfigError(f"{prefix}.channels must be a list of positive ints")
+            raise ConfigError(
+                f"{prefix}.channels must be a list of positive ints, got {self.channels}"
+            )
+        _positive(self.hidden, f"{prefix}.hidden")
         from spikeforge.layers.norm import NORMS
         from spikeforge.layers.residual import JOINS
 
@@ -139,12 +145,9 @@ class OptimConfig:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
         _choice(self.name, ("adam", "adamw", "sgd"), f"{prefix}.name")
         _choice(self.scheduler, ("cosine", "none"), f"{prefix}.scheduler")
-        if not self.lr > 0:
-            raise ConfigError(f"{prefix}.lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"{prefix}.weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"{prefix}.momentum must be in [0, 1), got {self.momentum}")
+        _bounded(self.lr, f"{prefix}.lr", low=0, low_open=True)
+        _bounded(self.weight_decay, f"{prefix}.weight_decay", low=0)
+        _bounded(self.momentum, f"{prefix}.momentum", low=0, high=1, high_open=True)
 
 
 @dataclass
@@ -168,8 +171,10 @@ class LossConfig:
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
-        from spikeforge.functional.loss import check_loss_params
+        from spikeforge.functional.loss import LOSSES, check_loss_params
 
+        if self.name not in LOSSES:
+            return  # train.checks names the registered losses
         defaults = LossConfig(name=self.name).params()
         try:
             check_loss_params(self.name, self.params(), defaults)
@@ -212,6 +217,8 @@ class RunConfig:
 
     def validate(self, prefix: str = "") -> None:
         """Check every section; raise :class:`ConfigError` naming the first bad key."""
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be in [0, 2**63), got {self.seed}")
         _positive(self.epochs, "epochs")
         _choice(self.device, ("cpu", "cuda", "auto"), "device")
         if self.threads is not None:
@@ -220,11 +227,40 @@ class RunConfig:
             v = getattr(self, f.name)
             if dataclasses.is_dataclass(v):
                 v.validate(f.name)
+        # Names are looked up in the registries now, so `spikeforge config` rejects
+        # what `spikeforge train` would (imported here: the registries import torch).
+        from spikeforge.train.checks import check_registries
+
+        check_registries(self)
 
 
 def _positive(value: int, key: str) -> None:
     if value < 1:
         raise ConfigError(f"{key} must be >= 1, got {value}")
+
+
+def _bounded(
+    value: float,
+    key: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise naming ``key`` unless ``value`` is finite and inside the given bounds."""
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
+    ok = math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        bounds = " and ".join(parts)
+        raise ConfigError(f"{key} must be {bounds + ' and ' if bounds else ''}finite, got {value}")
 
 
 def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
@@ -344,6 +380,9 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
                 loaded = yaml.safe_load(f)
         except FileNotFoundError as e:
             raise ConfigError(f"config file not found: {path}") from e
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or e
+            raise ConfigError(f"cannot read config file {path}: {reason}") from e
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
         if loaded is not None and not isinstance(loaded, dict):

@@ -7,10 +7,17 @@ directory: ``config.yaml``, ``model.safetensors``, ``metrics.json``,
 last checkpoint and ends with the same weights as an uninterrupted run:
 all randomness (shuffling, encoding, dropout, augmentation) is drawn from
 generators seeded by ``(seed, epoch)``, never from state carried across epochs.
+
+What a run directory may hold and when it is refused is decided in
+:mod:`spikeforge.train.rundir`; every file is checked when it is read
+(:mod:`spikeforge.train.checkpoint`), and a damaged one is a
+:class:`~spikeforge.errors.DamagedFileError` naming it, raised before anything is
+written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -19,24 +26,25 @@ import time
 from dataclasses import dataclass
 
 import torch
-import yaml
-from safetensors.torch import load_file
-from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from spikeforge.data import DatasetBundle, get_dataset
+from spikeforge.errors import DamagedFileError, TrainingDiverged
 from spikeforge.functional.encoding import direct_encode, poisson_encode, rate_encode
 from spikeforge.functional.loss import build_loss
 from spikeforge.models import build_model
 from spikeforge.neurons import FiringRateMonitor
-from spikeforge.train import distributed
+from spikeforge.runtime import auto_threads
+from spikeforge.train import distributed, rundir
 from spikeforge.train.checkpoint import (
+    CONFIG_KEY,
+    POINTER,
     atomic_save_tensors,
     atomic_write_text,
     load_checkpoint,
     save_checkpoint,
 )
-from spikeforge.train.config import RunConfig, config_from_dict, config_to_dict
+from spikeforge.train.config import RunConfig
 
 log = logging.getLogger("spikeforge.train")
 
@@ -51,6 +59,11 @@ OPTIMIZERS = {
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 """``train.precision`` -> the autocast dtype (None: no autocast)."""
+
+#: Callables ``fn(trainer, result) -> dict`` whose entries ``_finish`` adds to
+#: ``metrics.json``: the extension point through which ``spikeforge.analysis``
+#: (which train/ may not import) adds spike, SOP and energy statistics.
+FINAL_METRICS: list = []
 
 
 def derived_seed(seed: int, *parts: int) -> int:
@@ -98,12 +111,16 @@ class EvalResult:
 class Trainer:
     """Train the model a :class:`RunConfig` describes; see the module docstring."""
 
-    def __init__(self, cfg: RunConfig, run_dir: str, console=None) -> None:
+    def __init__(self, cfg: RunConfig, run_dir: str, console=None, force: bool = False) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
         self.console = console
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        # force: replace a run of another config in run_dir (rundir.plan_new_run)
+        self.force = force
+        self.plan: str | None = None  # set by resume(), else decided in fit()
+        self.config_sha256: str | None = None
+        self.threads = cfg.threads or auto_threads()
+        torch.set_num_threads(self.threads)
         self.dist = distributed.setup(cfg.device)
         self.device = distributed.device_for(self.dist, self._device(cfg.device))
         self.bundle: DatasetBundle = get_dataset(cfg.data.name, cfg.data)
@@ -128,6 +145,7 @@ class Trainer:
                 self.optimizer, T_max=cfg.epochs * self.steps_per_epoch
             )
         self.start_epoch = 0
+        # train_seconds: the training time of each epoch (not cumulative)
         self.history: dict[str, list] = {
             "train_loss": [],
             "train_accuracy": [],
@@ -156,18 +174,45 @@ class Trainer:
 
     @classmethod
     def resume(cls, run_dir: str, console=None) -> Trainer:
-        """Rebuild a run from ``run_dir/config.yaml`` and load its last checkpoint."""
-        cfg = load_run_config(run_dir)
+        """Rebuild a run from ``run_dir/config.yaml`` and load its last checkpoint; a
+        run that stopped before its first checkpoint starts over from epoch 0 with
+        its own config. Every file is checked first (nothing is written here)."""
+        plan = rundir.plan_resume(run_dir)
+        cfg, fingerprint, _ = rundir.read_config(run_dir)
         trainer = cls(cfg, run_dir, console)
-        pointer, model_state, opt_state = load_checkpoint(run_dir)
-        trainer.model.load_state_dict(model_state)
-        trainer.optimizer.load_state_dict(opt_state)
-        if trainer.scheduler is not None and pointer.get("scheduler"):
-            trainer.scheduler.load_state_dict(pointer["scheduler"])
-        trainer.start_epoch = int(pointer["epoch"])
-        trainer.history = pointer["history"]
-        trainer.train_seconds = float(pointer["train_seconds"])
+        trainer.plan, trainer.config_sha256 = plan, fingerprint
+        if plan == "resume":
+            trainer._load_checkpoint()
         return trainer
+
+    def _load_checkpoint(self) -> None:
+        """Load the checkpoint of ``run_dir`` into model, optimizer and scheduler; a
+        file that does not fit is a :class:`DamagedFileError` naming it."""
+        pointer, model_state, opt_state = load_checkpoint(self.run_dir)
+        tensors = os.path.join(self.run_dir, pointer["tensors"])
+        pointer_path = os.path.join(self.run_dir, POINTER)
+        if pointer.get("config_sha256", self.config_sha256) != self.config_sha256:
+            raise DamagedFileError(pointer_path, "checkpoint belongs to another config")
+        rundir.check_state_fits(tensors, model_state, self.model)
+        history = pointer["history"]
+        epoch = int(pointer["epoch"])
+        if set(history) != set(self.history) or any(
+            not isinstance(v, list) or len(v) != epoch for v in history.values()
+        ):
+            raise DamagedFileError(pointer_path, "checkpoint history does not fit its epoch")
+        try:
+            self.model.load_state_dict(model_state)
+            self.optimizer.load_state_dict(opt_state)
+            if self.scheduler is not None and pointer.get("scheduler"):
+                self.scheduler.load_state_dict(pointer["scheduler"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as e:
+            problem = " ".join(str(e).split())[:160]
+            raise DamagedFileError(
+                tensors, f"checkpoint does not fit this run's optimizer ({problem})"
+            ) from None
+        self.start_epoch = epoch
+        self.history = history
+        self.train_seconds = float(pointer["train_seconds"])
 
     # -- data -----------------------------------------------------------------
     def to_time_first(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -191,7 +236,7 @@ class Trainer:
         order = torch.randperm(len(self.bundle.train), generator=shuffle)
         gen = _generator(derived_seed(cfg.seed, epoch, 2))
         self.model.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen, step = 0.0, 0, 0, 0
         with FiringRateMonitor(self.model) as mon:
             for x, y in iterate_batches(self.bundle.train, cfg.data.batch_size, order):
                 if self.bundle.train_transform is not None:
@@ -204,14 +249,13 @@ class Trainer:
                 with self.autocast():
                     out = self.net(xt)
                     loss = self.loss_fn(out.float(), y)
+                step += 1
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"epoch {epoch + 1}: training loss became {loss.item()}; lower optim.lr"
-                    )
+                    raise self._diverged(epoch, step, loss.item())
                 self.optimizer.zero_grad(set_to_none=True)
                 (loss * scale if scale != 1.0 else loss).backward()
                 if cfg.train.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
                 self.optimizer.step()
                 if self.scheduler is not None:
                     self.scheduler.step()
@@ -229,6 +273,20 @@ class Trainer:
             rate = mon.mean_rate()
         total_loss, correct, seen = self.dist.all_sum([total_loss, correct, seen])
         return total_loss / seen, correct / seen, rate
+
+    def _diverged(self, epoch: int, step: int, value: float) -> TrainingDiverged:
+        kept = (
+            f"the checkpoint of epoch {epoch} in {self.run_dir} is kept"
+            if epoch
+            else f"no checkpoint was written; {self.run_dir} holds only its config"
+        )
+        lr = self.optimizer.param_groups[0]["lr"]
+        return TrainingDiverged(
+            f"training loss became {value} in epoch {epoch + 1}, step {step} of "
+            f"{self.steps_per_epoch}; {kept}. Lower optim.lr (it was {lr:.3g} at that step, "
+            f"{self.cfg.optim.lr:g} in the config) and train again with another --out, or --force "
+            "to replace this run"
+        )
 
     @torch.no_grad()
     def evaluate(self, dataset: Dataset | None = None) -> EvalResult:
@@ -251,14 +309,12 @@ class Trainer:
         """Train the remaining epochs, then write ``model.safetensors`` and ``metrics.json``."""
         cfg = self.cfg
         main = self.dist.is_main  # only rank 0 writes files and logs
+        self._claim_run_dir()
         if main:
-            os.makedirs(self.run_dir, exist_ok=True)
             self._setup_logging()
-        config_path = os.path.join(self.run_dir, "config.yaml")
-        if main and not os.path.exists(config_path):
-            atomic_write_text(config_path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
         log.info(
-            "run %s: dataset %s (%d train / %d test), model %s, %d parameters, T=%d, device %s%s",
+            "run %s: dataset %s (%d train / %d test), model %s, %d parameters, T=%d, device %s, "
+            "%d threads%s",
             self.run_dir,
             cfg.data.name,
             len(self.bundle.train),
@@ -267,11 +323,12 @@ class Trainer:
             sum(p.numel() for p in self.model.parameters()),
             cfg.data.time_steps,
             self.device,
+            self.threads,
             f", resuming after epoch {self.start_epoch}" if self.start_epoch else "",
         )
         progress = self._progress() if main else None
         result = None
-        with progress if progress is not None else _nullcontext():
+        with progress if progress is not None else contextlib.nullcontext():
             for epoch in range(self.start_epoch, cfg.epochs):
                 task = None
                 if progress is not None:
@@ -284,13 +341,14 @@ class Trainer:
                     )
                 t0 = time.perf_counter()
                 loss, acc, rate = self.train_epoch(epoch, progress, task)
-                self.train_seconds += time.perf_counter() - t0
+                seconds = time.perf_counter() - t0
+                self.train_seconds += seconds
                 result = self.evaluate()
                 h = self.history
                 h["train_loss"].append(loss)
                 h["train_accuracy"].append(acc)
                 h["test_accuracy"].append(result.accuracy)
-                h["train_seconds"].append(self.train_seconds)
+                h["train_seconds"].append(seconds)
                 h["mean_firing_rate"].append(rate)
                 log.info(
                     "epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f  firing rate %.4f  "
@@ -301,7 +359,7 @@ class Trainer:
                     acc,
                     result.accuracy,
                     rate,
-                    self.train_seconds,
+                    seconds,
                 )
                 state = {
                     "history": h,
@@ -309,11 +367,33 @@ class Trainer:
                     "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 }
                 if main:
-                    save_checkpoint(self.run_dir, epoch + 1, self.model, self.optimizer, state)
+                    save_checkpoint(
+                        self.run_dir, epoch + 1, self.model, self.optimizer, state,
+                        self.config_sha256,
+                    )
                 self.dist.barrier()
         if result is None:
             result = self.evaluate()
         return self._finish(result)
+
+    def _claim_run_dir(self) -> None:
+        """Check ``run_dir`` (:func:`rundir.plan_new_run`, unless :meth:`resume` planned
+        already), load the checkpoint of a stopped run of the same config, then make the
+        directory ready and write ``config.yaml`` (:func:`rundir.claim`). Under several
+        processes only one may call this, before the others start writing."""
+        text, fingerprint = rundir.config_text(self.cfg)
+        if self.plan is None:
+            self.plan = rundir.plan_new_run(self.run_dir, self.cfg, self.force)
+            if self.plan in ("resume", "restart"):  # the same config: continue it
+                self.config_sha256 = rundir.read_config(self.run_dir)[1]
+                if self.plan == "resume":
+                    self._load_checkpoint()
+        if self.plan in ("new", "replace"):
+            self.config_sha256 = fingerprint
+        self.dist.barrier()  # every rank has planned before rank 0 writes
+        if self.dist.is_main:
+            rundir.claim(self.run_dir, self.plan, text)
+        self.dist.barrier()
 
     def _finish(self, result: EvalResult) -> dict:
         h = self.history
@@ -330,14 +410,21 @@ class Trainer:
             "epochs": len(h["train_loss"]),
             "seconds": self.train_seconds,
             "dataset": self.cfg.data.name,
+            "model": self.cfg.model.name,
             "time_steps": self.cfg.data.time_steps,
+            "threads": self.threads,
+            "config_sha256": self.config_sha256,
         }
         if self.dist.enabled:
             metrics["world_size"] = self.dist.world_size
         if not self.dist.is_main:
             return metrics
+        for fn in FINAL_METRICS:
+            metrics.update(fn(self, result))
         atomic_save_tensors(
-            self.model.state_dict(), os.path.join(self.run_dir, "model.safetensors")
+            self.model.state_dict(),
+            os.path.join(self.run_dir, rundir.WEIGHTS),
+            {CONFIG_KEY: self.config_sha256},
         )
         atomic_write_text(os.path.join(self.run_dir, "metrics.json"), json.dumps(metrics, indent=1))
         log.info(
@@ -391,35 +478,22 @@ class Trainer:
         )
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-
 def load_run_config(run_dir: str) -> RunConfig:
-    """The resolved config a run directory was trained with."""
-    path = os.path.join(run_dir, "config.yaml")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{run_dir} is not a spikeforge run directory: no config.yaml")
-    with open(path) as f:
-        return config_from_dict(yaml.safe_load(f))
+    """The resolved config a run directory was trained with (checked:
+    :func:`spikeforge.train.rundir.read_config`)."""
+    return rundir.read_config(run_dir)[0]
 
 
 def load_trained(run_dir: str) -> Trainer:
-    """A :class:`Trainer` whose model holds the final weights of ``run_dir``."""
-    cfg = load_run_config(run_dir)
-    path = os.path.join(run_dir, "model.safetensors")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{run_dir} has no model.safetensors: the run did not finish")
+    """A :class:`Trainer` whose model holds the final weights of ``run_dir``.
+
+    ``config.yaml``, ``model.safetensors`` and ``metrics.json`` must be intact and
+    belong to one run (their config fingerprints agree), and the weights must fit the
+    model the config describes; otherwise the error names the file."""
+    cfg, fingerprint, _ = rundir.read_config(run_dir)
+    state = rundir.check_finished_files(run_dir, fingerprint)
     trainer = Trainer(cfg, run_dir)
-    state = load_file(path)
+    trainer.config_sha256 = fingerprint
+    rundir.check_state_fits(os.path.join(run_dir, rundir.WEIGHTS), state, trainer.model)
     trainer.model.load_state_dict(state)
     return trainer
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
