@@ -97,3 +97,25 @@ def test_shards_cover_a_batch_and_reweight_the_loss():
         "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m",
     ]
     assert sys.executable == torchrun_argv(1, [])[0]
+
+
+def test_nproc_execs_torchrun_with_the_other_arguments(monkeypatch):
+    from spikeforge import cli
+
+    seen = {}
+
+    class Exec(BaseException):  # not an Exception: main() reports those
+        pass
+
+    def fake_execv(path, cmd):
+        seen["cmd"] = cmd
+        raise Exec
+
+    monkeypatch.setattr(os, "execv", fake_execv)
+    with pytest.raises(Exec):
+        cli.main(["train", "--nproc", "3", "--quiet", "--out", "runs/x", "epochs=2"])
+    assert seen["cmd"][:2] == [sys.executable, "-m"]
+    assert seen["cmd"][2:] == [
+        "torch.distributed.run", "--standalone", "--nproc-per-node=3", "-m", "spikeforge",
+        "train", "--quiet", "--out", "runs/x", "epochs=2",
+    ]

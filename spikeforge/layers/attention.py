@@ -54,8 +54,9 @@ class MultiDimensionalAttention(nn.Module):
     over all steps and shared across time, and a ReLU ends the block. Two
     differences: the bottleneck has ``max(n // r, min(n, 4))`` units (so
     ``T = 4`` with ``reduction_t = 16`` is allowed) instead of asserting
-    ``T >= reduction``, since a one-unit ReLU bottleneck can start dead; and dimensions can be switched off by name
-    (``dims=("temporal", "channel")``), as the paper's TA/CA/SA ablations do.
+    ``T >= reduction``, since a one-unit ReLU bottleneck can start dead; and
+    dimensions can be switched off by name (``dims=("temporal", "channel")``),
+    as the paper's TA/CA/SA ablations do.
 
     Args:
         T: time steps the layer is built for (the temporal MLP's width).
