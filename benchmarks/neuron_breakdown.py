@@ -25,7 +25,8 @@ import time
 import torch
 
 from spikeforge.neurons import LIF
-from spikeforge.ops import cpu_neuron, dispatch
+from spikeforge.ops import dispatch
+from spikeforge.ops.cpu import entry
 from spikeforge.ops.spec import NeuronSpec
 
 
@@ -45,29 +46,24 @@ def main(argv=None) -> dict:
     g = torch.randn((T, N), generator=gen).to(dtype)
     xg = x.clone().requires_grad_(True)
     fn = dispatch._function("cpu")
-    try:  # the autograd Function's arguments gained need_v; older checkouts lack it
-        fn.apply(x, None, 0.5, spec, False)
-        fn_args = (None, 0.5, spec, False)
-    except TypeError:
-        fn_args = (None, 0.5, spec)
 
     def module():
         lif(xg).backward(g)
         xg.grad = None
 
     def function():
-        fn.apply(xg, *fn_args)[0].backward(g)
+        fn.apply(spec, False, 1, xg, None, 0.5)[0].backward(g)
         xg.grad = None
 
     def kernels():
-        cpu_neuron.forward(x, None, 0.5, spec)
-        cpu_neuron.backward(x, None, 0.5, spec, g, None, True, False, False)
+        entry.forward(x, (None,), (0.5,), spec)
+        entry.backward(x, (None,), (0.5,), spec, g, (None,), True, (False,), (False,))
 
     def forward():
-        cpu_neuron.forward(x, None, 0.5, spec)
+        entry.forward(x, (None,), (0.5,), spec)
 
     def backward():
-        cpu_neuron.backward(x, None, 0.5, spec, g, None, True, False, False)
+        entry.backward(x, (None,), (0.5,), spec, g, (None,), True, (False,), (False,))
 
     src = torch.ones(512 << 20, dtype=torch.uint8)
     dst = torch.empty_like(src)

@@ -288,13 +288,16 @@ def time_interleaved(fns: dict, device: str, runs: int, warmup: int = 2) -> dict
     return out
 
 
-def bench_config(impls, T, N, dtype_name, device, runs, floor_bw, memory, copy_buffers=None):
+def bench_config(impls, T, N, dtype_name, device, runs, floor_bw, memory, copy_buffers=None,
+                 fwdbwd_passes=5, baseline="SpikingJelly"):
     """Rows (impl x mode) for one ``[T, N]`` input of ``dtype_name``.
 
     With ``copy_buffers = (src, dst)`` the copy that defines the floor is timed in the
     same round-robin as the implementations (``dst.copy_(src)``), so the floor of each
     row is the bandwidth of the same minutes: on shared VMs the copy bandwidth drifts
-    between runs (we saw 41-128 GB/s on one 2-core machine within an hour)."""
+    between runs (we saw 41-128 GB/s on one 2-core machine within an hour).
+    ``fwdbwd_passes``: passes of ``[T, N]`` in the forward+backward floor (LIF 5);
+    ``baseline``: the implementation the ``speedup_vs_...`` column divides by."""
     dtype = DTYPES[dtype_name]
     gen = torch.Generator(device=device).manual_seed(0)
     x = (torch.randn((T, N), generator=gen, device=device) * 1.5 + 0.5).to(dtype)
@@ -329,10 +332,10 @@ def bench_config(impls, T, N, dtype_name, device, runs, floor_bw, memory, copy_b
             t_copy = times.pop(COPY)
             if not isinstance(t_copy, Exception):
                 bw = 2 * src.numel() * src.element_size() / t_copy
-        floors = {"fwd": 2 * T * N * item / bw, "fwd+bwd": 5 * T * N * item / bw}
+        floors = {"fwd": 2 * T * N * item / bw, "fwd+bwd": fwdbwd_passes * T * N * item / bw}
         for name, fn in fns.items():
             row = {"impl": name, "T": T, "N": N, "dtype": dtype_name, "mode": mode,
-                   "copy_GBps": bw / 1e9}
+                   "copy_GBps": bw / 1e9, "passes": 2 if mode == "fwd" else fwdbwd_passes}
             t = times[name]
             if isinstance(t, Exception):
                 row["error"] = f"{type(t).__name__}: {t}"[:300]
@@ -343,10 +346,11 @@ def bench_config(impls, T, N, dtype_name, device, runs, floor_bw, memory, copy_b
                     row["peak_mem_MiB"] = None if b is None else b / 2**20
             rows.append(row)
         gc.collect()
-    sj = {r["mode"]: r.get("time_ms") for r in rows if r["impl"] == "SpikingJelly"}
+    base = {r["mode"]: r.get("time_ms") for r in rows if r["impl"] == baseline}
+    key = "speedup_vs_spikingjelly" if baseline == "SpikingJelly" else "speedup_vs_reference"
     for r in rows:
-        if sj.get(r["mode"]) and r.get("time_ms"):
-            r["speedup_vs_spikingjelly"] = sj[r["mode"]] / r["time_ms"]
+        if base.get(r["mode"]) and r.get("time_ms"):
+            r[key] = base[r["mode"]] / r["time_ms"]
     return rows
 
 
@@ -415,7 +419,9 @@ def check_triton_on_gpu(device: str = "cuda") -> int:
             if backend == "reference":
                 s, v, _ = multistep_reference(xx, vv, k, spec)
             else:
-                s, v = dispatch.multistep("triton", xx, vv, k, spec)
+                s, st = dispatch.multistep("triton", xx, (vv,), () if kind == "if" else (k,),
+                                           spec)
+                v = st[0]
             ((s.to(v.dtype) * gs.to(v.dtype)).sum() + v.sum()).backward()
             outs.append((s, v, xx.grad, vv.grad, ww.grad))
         (rs, rv, rgx, rgv, rgw), (ts, tv, tgx, tgv, tgw) = outs
@@ -456,6 +462,11 @@ def main(argv=None) -> dict:
                          "reference (for a second run on the same machine)")
     ap.add_argument("--impls", default=None,
                     help="comma-separated subset of the implementations (default: all found)")
+    ap.add_argument("--no-kinds", action="store_true",
+                    help="skip the ALIF and CubaLIF rows (fused against their reference)")
+    ap.add_argument("--on", action="store_true",
+                    help="also time the Open Neuromorphic shape, LIF alone over [500, 16, "
+                         "16384], spikeforge against SpikingJelly (CPU: minutes)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     device = args.device
@@ -489,10 +500,10 @@ def main(argv=None) -> dict:
         "runs": runs,
     }
     if device == "cpu":
-        from spikeforge.ops import cpu_neuron
+        from spikeforge.ops.cpu import host
 
         # outputs from this size are written with non-temporal stores
-        result["cpu_stream_min_bytes"] = cpu_neuron.STREAM_MIN_BYTES
+        result["cpu_stream_min_bytes"] = host.STREAM_MIN_BYTES
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    f"neurons_{device}{'_quick' if args.quick else ''}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -544,6 +555,22 @@ def main(argv=None) -> dict:
                   f"({r['copy_GBps']:.0f} GB/s)"
                   + (f"  {sj:5.2f}x vs SJ" if sj else "")
                   + (f"  peak {mem:8.1f} MiB" if mem is not None else ""))
+    if not args.no_kinds:
+        from neuron_kinds import kind_rows
+
+        krows = kind_rows(bench_config, device, configs, dtypes, runs, floor_bw,
+                          not args.no_memory, (copy_src, copy_dst))
+        for r in krows:
+            if "error" in r:
+                print(f"  {r['impl']:<18} T={r['T']} {r['dtype']} {r['mode']} ERROR {r['error']}")
+                continue
+            ref = r.get("speedup_vs_reference")
+            print(f"  T={r['T']:<3} N={r['N']:<8} {r['dtype']:<8} {r['mode']:<7} "
+                  f"{r['impl']:<18} {r['time_ms']:9.2f} ms {r['x_floor']:7.2f}x floor "
+                  f"({r['passes']} passes)" + (f"  {ref:5.2f}x vs reference" if ref else ""))
+        rows += krows
+        result["rows"] = rows
+        save(partial=True)
     # The strict floor: the fastest copy seen anywhere in the run. A neighbour that
     # takes memory bandwidth slows the copy more than a kernel that is partly bound by
     # compute, so the same-minutes floor can flatter a contended run; x_floor_strict
@@ -553,13 +580,12 @@ def main(argv=None) -> dict:
     for r in rows:
         if "time_ms" in r:
             item = torch.empty((), dtype=DTYPES[r["dtype"]]).element_size()
-            passes = 2 if r["mode"] == "fwd" else 5
-            floor_s = passes * r["T"] * r["N"] * item / (best_bw * 1e9)
+            floor_s = r["passes"] * r["T"] * r["N"] * item / (best_bw * 1e9)
             r["x_floor_strict"] = r["time_ms"] / 1e3 / floor_s
     print(f"strict floor at the best copy of the run, {best_bw:.0f} GB/s:")
     for r in rows:
-        if r["impl"] == "spikeforge" and "x_floor_strict" in r:
-            print(f"  T={r['T']:<3} {r['dtype']:<8} {r['mode']:<7} spikeforge "
+        if r["impl"].startswith("spikeforge") and "x_floor_strict" in r:
+            print(f"  T={r['T']:<3} {r['dtype']:<8} {r['mode']:<7} {r['impl']:<18} "
                   f"{r['x_floor_strict']:5.2f}x strict floor")
     result["rows"] = rows
     result["load_average_at_end"] = os.getloadavg()
@@ -572,6 +598,18 @@ def main(argv=None) -> dict:
         for r in result["open_neuromorphic"]:
             print(f"  Open Neuromorphic shape, {r['impl']:<14} "
                   + (f"{r['time_s']:.4f} s" if "time_s" in r else r.get("error", "")))
+    if args.on:
+        from neuron_kinds import open_neuromorphic_lif
+
+        result["open_neuromorphic_lif"] = open_neuromorphic_lif(impls, device,
+                                                                time_interleaved, runs)
+        for r in result["open_neuromorphic_lif"]:
+            print(f"  [500, 16, 16384] LIF {r['impl']:<14} "
+                  + (f"fwd {r['fwd_s']:.3f} s, fwd+bwd {r['fwdbwd_s']:.3f} s, bwd "
+                     f"{r['bwd_s']:.3f} s" if "fwdbwd_s" in r else r.get("error", ""))
+                  + (f"  {r['speedup_vs_spikingjelly']:.2f}x vs SJ (bwd "
+                     f"{r['bwd_speedup_vs_spikingjelly']:.2f}x)"
+                     if "speedup_vs_spikingjelly" in r else ""))
     save(partial=False)
     print("wrote", out)
     return result

@@ -6,7 +6,7 @@ before would leave it cached), then times ``forward`` plus ``spikes.sum()`` (the
 after), once with ordinary and once with streaming stores, interleaved. Streaming skips
 the read a normal store makes of each line, but leaves the output out of the cache for
 the reader; the size where the ratio crosses 1 is what
-``spikeforge.ops.cpu_neuron.stream_min_bytes`` should return on this machine.
+``spikeforge.ops.cpu.host.stream_min_bytes`` should return on this machine.
 
     python benchmarks/stream_threshold.py      # -> results/stream_threshold_cpu.json
 """
@@ -22,7 +22,7 @@ import time
 import torch
 from neurons import device_name  # benchmarks/neurons.py, beside this script
 
-from spikeforge.ops import cpu_neuron
+from spikeforge.ops.cpu import entry, host
 from spikeforge.ops.spec import NeuronSpec
 
 
@@ -37,7 +37,7 @@ def main(argv=None) -> dict:
     spec = NeuronSpec(kind="lif", reset="hard", detach_reset=True, surrogate="atan")
     flush_src = torch.ones(32 << 20)
     flush_dst = torch.empty_like(flush_src)
-    saved = cpu_neuron.STREAM_MIN_BYTES
+    saved = host.STREAM_MIN_BYTES
     rows = []
     try:
         for dtype in (torch.float32, torch.bfloat16):
@@ -47,11 +47,11 @@ def main(argv=None) -> dict:
                 times: dict[bool, list[float]] = {False: [], True: []}
                 for _ in range(args.rounds):
                     for stream in (False, True):
-                        cpu_neuron.STREAM_MIN_BYTES = 0 if stream else -1
+                        host.STREAM_MIN_BYTES = 0 if stream else -1
                         flush_dst.copy_(flush_src)
                         x.sum()
                         t0 = time.perf_counter()
-                        s, _ = cpu_neuron.forward(x, None, 0.5, spec, need_v=False)
+                        s, _ = entry.forward(x, (None,), (0.5,), spec, need_state=False)
                         s.sum()
                         times[stream].append(time.perf_counter() - t0)
                         del s
@@ -64,13 +64,13 @@ def main(argv=None) -> dict:
                       f"streaming {streaming:7.3f} ms  ratio {streaming / ordinary:.2f}",
                       flush=True)
     finally:
-        cpu_neuron.STREAM_MIN_BYTES = saved
-    l3 = cpu_neuron._l3_bytes()
+        host.STREAM_MIN_BYTES = saved
+    l3 = host._l3_bytes()
     result = dict(
         benchmark="LIF forward + sum of spikes, ordinary vs non-temporal stores",
         T=args.T, rounds=args.rounds, threads=torch.get_num_threads(),
         l3_bytes_reported=l3,
-        stream_min_bytes=cpu_neuron.stream_min_bytes(l3),
+        stream_min_bytes=host.stream_min_bytes(l3),
         device=device_name("cpu"), torch=torch.__version__,
         load_average=os.getloadavg(), rows=rows,
     )

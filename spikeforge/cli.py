@@ -103,6 +103,40 @@ def _parser() -> argparse.ArgumentParser:
         "and evaluate it on the test split; prints accuracy and firing rates as JSON.",
     )
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by spikeforge train")
+    e.add_argument(
+        "--time-steps",
+        metavar="T1,T2,...",
+        help="evaluate at each of these numbers of time steps (event data re-binned from its "
+        "events at each T); prints accuracy and mean firing rate per T",
+    )
+
+    s = sub.add_parser(
+        "simulate",
+        help="run a trained run's test split through the event-driven simulator",
+        description="Lower the model of RUN_DIR to event-driven stages and run the test "
+        "split's raw events through it (spikeforge.deploy); prints accuracy, synaptic "
+        "operations and events per sample, events per second and latency to decision.",
+    )
+    s.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by spikeforge train")
+    s.add_argument(
+        "--event-driven",
+        action="store_true",
+        help="no clock: each event updates only the neurons it reaches (the default mode)",
+    )
+    s.add_argument(
+        "--grid",
+        action="store_true",
+        help="events batched on the trained time grid instead (reproduces the clock-driven "
+        "network exactly)",
+    )
+    s.add_argument("--dataset", metavar="NAME", help="event dataset (default: the run's)")
+    s.add_argument("--limit", type=int, metavar="N", help="only the first N test samples")
+    s.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="synaptic delay in the events' time unit (default 0: depth-first delivery)",
+    )
 
     c = sub.add_parser(
         "config",
@@ -114,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDE_HELP)
 
     _report_parser(sub, debug)
+    _nir_parsers(sub, debug)
     sub.add_parser(
         "models",
         help="list the registered models with parameter counts and input shapes",
@@ -194,7 +229,8 @@ def _train(args) -> int:
         if out is None:
             out = os.path.join("runs", f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}")
         out = ctx.broadcast(out)  # under torchrun every rank uses rank 0's clock
-        plan_new_run(out, cfg, args.force)  # refuse now, before the data are loaded
+        if ctx.is_main:
+            plan_new_run(out, cfg, args.force)  # refuse now, before the data are loaded
         _STOPPED_RUN[0] = out
         trainer = Trainer(cfg, out, console, force=args.force)
     metrics = trainer.fit()
@@ -211,6 +247,55 @@ def _train(args) -> int:
             }
         )
     )
+    return 0
+
+
+def _nir_parsers(sub, debug) -> None:
+    x = sub.add_parser(
+        "export",
+        parents=[debug],
+        help="write a trained run's network to a NIR file",
+        description="Export the model of RUN_DIR to NIR (docs/nir.md): --target picks the "
+        "parametrisation that reader loads with the same spikes; dt is written into the file.",
+    )
+    x.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by spikeforge train")
+    x.add_argument("--nir", required=True, metavar="FILE", help="NIR file to write")
+    x.add_argument("--dt", type=float, help="seconds per step (default: the target's)")
+    x.add_argument("--target", default="nir", choices=("nir", "snntorch", "norse"))
+    i = sub.add_parser(
+        "import-nir",
+        parents=[debug],
+        help="make a run directory from a NIR file (then: spikeforge eval RUN_DIR)",
+        usage="spikeforge import-nir FILE [KEY=VALUE ...] --out RUN_DIR [options]",
+        description="Read a NIR file with the exporter's conventions into a run directory "
+        "that spikeforge eval runs on the dataset of the config/overrides.",
+    )
+    # FILE and the overrides are one positional list, so that overrides may also follow
+    # the options (argparse would take FILE and an empty override list together)
+    i.add_argument("file_and_overrides", nargs="+", metavar="FILE [KEY=VALUE ...]",
+                   help="NIR file to read, then " + OVERRIDE_HELP)
+    i.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    i.add_argument("--convention", default="nir", choices=("nir", "snntorch", "norse"))
+    i.add_argument("--dt", type=float,
+                   help="seconds per step (default: the file's, else the convention's)")
+    i.add_argument("--reset", choices=("hard", "zero", "subtract"),
+                   help="reset rule the file cannot state (default: the convention's)")
+    i.add_argument("--config", metavar="FILE", help="YAML config naming the dataset to evaluate on")
+
+
+def _export(args) -> int:
+    from spikeforge.deploy import export_run
+
+    print(json.dumps(export_run(args.run_dir, args.nir, args.dt, args.target), indent=1))
+    return 0
+
+
+def _import_nir(args) -> int:
+    from spikeforge.deploy import import_run
+
+    path, *overrides = args.file_and_overrides
+    print(json.dumps(import_run(path, args.out, args.convention, args.dt, args.reset,
+                                args.config, overrides)))
     return 0
 
 
@@ -268,8 +353,22 @@ def _models(args) -> int:
 
 
 def _eval(args) -> int:
+    import spikeforge.deploy  # noqa: F401  (registers model "nir": runs of import-nir)
     from spikeforge.train import load_trained
 
+    if args.time_steps:
+        from spikeforge.train.evaluate import evaluate_time_steps
+
+        try:
+            steps = [int(t) for t in args.time_steps.split(",")]
+        except ValueError:
+            raise SystemExit(
+                f"spikeforge eval: error: --time-steps takes integers like 1,2,4,8; "
+                f"got {args.time_steps!r}"
+            ) from None
+        rows = evaluate_time_steps(args.run_dir, steps)
+        print(json.dumps({"run_dir": args.run_dir, "time_steps": rows}, indent=1))
+        return 0
     trainer = load_trained(args.run_dir)
     result = trainer.evaluate()
     print(
@@ -283,6 +382,17 @@ def _eval(args) -> int:
             indent=1,
         )
     )
+    return 0
+
+
+def _simulate(args) -> int:
+    from spikeforge.deploy.simulate import simulate_run
+
+    if args.grid and args.event_driven:
+        raise SystemExit("spikeforge simulate: error: choose --event-driven or --grid, not both")
+    mode = "grid" if args.grid else "events"
+    print(json.dumps(simulate_run(args.run_dir, mode, args.dataset, args.limit, args.delay),
+                     indent=1))
     return 0
 
 
@@ -339,15 +449,18 @@ def main(argv: list[str] | None = None) -> int:
             from spikeforge.runtime import prepare_process
 
             prepare_process()  # before torch is imported: it reads OMP_WAIT_POLICY once
+        args.argv = argv
         handler = {
             "train": _train,
             "eval": _eval,
             "config": _config,
             "datasets": _datasets,
-            "report": _report,
             "models": _models,
+            "report": _report,
+            "export": _export,
+            "import-nir": _import_nir,
+            "simulate": _simulate,
         }
-        args.argv = argv
         return handler[args.command](args)
     except SystemExit as e:
         if e.code in (0, None):  # --help, --version: argparse's own exit

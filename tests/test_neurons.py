@@ -69,12 +69,12 @@ def test_multistep_equals_repeated_step(make):
     x = torch.randn(7, 3, 5) * 1.5
     v0 = torch.randn(3, 5) * 0.5
     out = neuron(x, v0, return_state=True, record_membrane=True)
-    v = v0
+    state = v0  # one-variable types take a bare tensor and return LIFState(v)
     for t in range(x.shape[0]):
-        s, v = neuron.step(x[t], v)
+        s, state = neuron.step(x[t], state)
         assert torch.equal(s, out.spikes[t])
-        assert torch.equal(v, out.v_seq[t])
-    assert torch.equal(v, out.v)
+        assert torch.equal(state.v, out.v_seq[t])
+    assert torch.equal(state.v, out.v)
 
 
 def test_stateless_between_calls():
@@ -172,7 +172,7 @@ def test_bad_inputs_give_clear_errors():
         lif(torch.rand(5))
     with pytest.raises(TypeError, match="floating tensor.*torch.int64"):
         lif(torch.ones(4, 2, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"v0 has shape \(3,\), expected \(2,\)"):
+    with pytest.raises(ValueError, match=r"state v has shape \(3,\), expected \(2,\)"):
         lif(torch.rand(4, 2), torch.zeros(3))
     with pytest.raises(ValueError, match="T = 0"):
         lif(torch.rand(0, 2))
@@ -188,7 +188,7 @@ def test_bad_inputs_give_clear_errors():
         LIF(reset="weird")
     with pytest.raises(ValueError, match="backend must be one of"):
         LIF(backend="cuda-magic")
-    with pytest.raises(ValueError, match="step\\(\\): v has shape"):
+    with pytest.raises(ValueError, match="step\\(\\): state v has shape"):
         lif.step(torch.rand(2, 3), torch.zeros(3))
 
 

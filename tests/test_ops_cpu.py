@@ -17,7 +17,8 @@ from test_ops_oracle import (
 )
 
 from spikeforge.functional.neuron import multistep_neuron
-from spikeforge.ops import _cpu_pool, cpu_neuron, dispatch
+from spikeforge.ops import _cpu_pool, dispatch
+from spikeforge.ops.cpu import entry, host, intrinsics, surrogates, variants
 from spikeforge.ops.spec import NeuronSpec
 
 pytestmark = pytest.mark.skipif(
@@ -58,7 +59,7 @@ def test_nd_shape_and_noncontiguous_input(dtype):
 def test_parallel_path_matches_reference(dtype):
     # large enough for the multi-threaded kernel and several chunks per thread
     n = 70_000
-    assert 4 * n >= cpu_neuron.PARALLEL_MIN_ELEMENTS
+    assert 4 * n >= host.PARALLEL_MIN_ELEMENTS
     spec = make_spec("lif", "soft", False, False, "triangle")
     x = random_input((4, n), dtype, seed=5)
     check_against_reference("cpu", x, random_input((n,), torch.float32, seed=6), None, spec)
@@ -78,8 +79,8 @@ def test_forward_without_state_matches_reference(dtype, T):
         check_without_state("cpu", x, None, None, spec)
         check_without_state("cpu", x, random_input((n,), torch.float32, seed=12),
                             torch.tensor(0.2), spec)
-        s, v = cpu_neuron.forward(x, None, 0.5, spec, need_v=False)
-        assert v is None and torch.equal(s, cpu_neuron.forward(x, None, 0.5, spec)[0])
+        s, v = entry.forward(x, (None,), (0.5,), spec, need_state=False)
+        assert v is None and torch.equal(s, entry.forward(x, (None,), (0.5,), spec)[0])
 
 
 def test_launch_plans_follow_the_spec_not_its_address():
@@ -102,9 +103,9 @@ def test_launch_plans_follow_the_spec_not_its_address():
 @pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16))
 @pytest.mark.parametrize("n", (4096, 4099))
 def test_streaming_stores_match_reference(monkeypatch, dtype, n):
-    monkeypatch.setattr(cpu_neuron, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(host, "STREAM_MIN_BYTES", 0)
     x = random_input((7, n), dtype, seed=7)  # T = 7: one four-step pass and three single
-    assert cpu_neuron.use_stream_stores(x) == (n * x.element_size() % 64 == 0)
+    assert host.use_stream_stores(x) == (n * x.element_size() % 64 == 0)
     spec = make_spec("lif", "hard", True, True, "atan")
     check_against_reference("cpu", x, None, None, spec)
     spec = make_spec("lif", "soft", False, False, "sigmoid")  # gk path: single-step rows
@@ -113,25 +114,25 @@ def test_streaming_stores_match_reference(monkeypatch, dtype, n):
 
 
 def test_stream_store_rule(monkeypatch):
-    monkeypatch.setattr(cpu_neuron, "STREAM_MIN_BYTES", 8 << 20)
+    monkeypatch.setattr(host, "STREAM_MIN_BYTES", 8 << 20)
     big = torch.empty(4, 1 << 20)  # 16 MB
-    assert cpu_neuron.use_stream_stores(big) == (big.data_ptr() % 64 == 0)
-    assert not cpu_neuron.use_stream_stores(torch.empty(4, 1 << 18))  # 4 MB: stays cached
-    assert not cpu_neuron.use_stream_stores(torch.empty(4, 1000))
-    assert not cpu_neuron.use_stream_stores(torch.empty(2, (1 << 21) + 3))  # rows unaligned
-    assert not cpu_neuron.use_stream_stores(torch.empty(4, (1 << 20) + 1)[:, 1:])  # offset
-    monkeypatch.setattr(cpu_neuron, "STREAM_MIN_BYTES", -1)  # never
-    assert not cpu_neuron.use_stream_stores(big)
+    assert host.use_stream_stores(big) == (big.data_ptr() % 64 == 0)
+    assert not host.use_stream_stores(torch.empty(4, 1 << 18))  # 4 MB: stays cached
+    assert not host.use_stream_stores(torch.empty(4, 1000))
+    assert not host.use_stream_stores(torch.empty(2, (1 << 21) + 3))  # rows unaligned
+    assert not host.use_stream_stores(torch.empty(4, (1 << 20) + 1)[:, 1:])  # offset
+    monkeypatch.setattr(host, "STREAM_MIN_BYTES", -1)  # never
+    assert not host.use_stream_stores(big)
 
 
 def test_stream_threshold_from_the_cache_size():
     """Half the last-level cache, capped: a VM that reports a large socket's L3 (480 MiB
     on our Xeon VMs) must still stream large outputs."""
-    assert cpu_neuron.stream_min_bytes(32 << 20) == 16 << 20
-    assert cpu_neuron.stream_min_bytes(480 << 20) == cpu_neuron.STREAM_CAP_BYTES == 32 << 20
-    assert cpu_neuron.stream_min_bytes(0) == 0
+    assert host.stream_min_bytes(32 << 20) == 16 << 20
+    assert host.stream_min_bytes(480 << 20) == host.STREAM_CAP_BYTES == 32 << 20
+    assert host.stream_min_bytes(0) == 0
     if not os.environ.get("SPIKEFORGE_STREAM_MIN_MB"):
-        assert 0 <= cpu_neuron.STREAM_MIN_BYTES <= cpu_neuron.STREAM_CAP_BYTES
+        assert 0 <= host.STREAM_MIN_BYTES <= host.STREAM_CAP_BYTES
 
 
 def test_vectorised_exp_accuracy():
@@ -142,7 +143,7 @@ def test_vectorised_exp_accuracy():
     @njit(error_model="numpy")
     def run(x, out):
         for i in range(x.size):
-            out[i] = cpu_neuron._vexp(x[i])
+            out[i] = surrogates._vexp(x[i])
 
     x = np.concatenate([np.linspace(-120, 120, 480_001), [0.0, -0.0, 1e-30, -1e-30]])
     x = x.astype(np.float32)
@@ -162,14 +163,15 @@ def test_only_the_variants_used_are_compiled():
 
     code = (
         "import torch\n"
-        "from spikeforge.ops import cpu_neuron, dispatch\n"
+        "from spikeforge.ops import dispatch\n"
+        "from spikeforge.ops.cpu import variants\n"
         "from spikeforge.ops.spec import NeuronSpec\n"
         "spec = NeuronSpec(kind='lif', reset='soft', decay_input=False, surrogate='triangle')\n"
         "x = torch.randn(4, 64, requires_grad=True)\n"
-        "dispatch.multistep('cpu', x, None, 0.5, spec)[0].sum().backward()\n"
-        "print(sorted(cpu_neuron._FORM_ROWS), sorted(cpu_neuron._GRAD_ROWS))\n"
-        "print(cpu_neuron._FORM_ROWS[((1, 0, 1), 'float32')]['fwd4'].py_func.__name__)\n"
-        "print(cpu_neuron._GRAD_ROWS[(4, 'float32')]['grad4'].py_func.__name__)\n"
+        "dispatch.multistep('cpu', x, None, (0.5,), spec)[0].sum().backward()\n"
+        "print(sorted(variants._FORM_ROWS), sorted(variants._GRAD_ROWS))\n"
+        "print(variants._FORM_ROWS[((1, 0, 1), 'float32')]['fwd4'].py_func.__name__)\n"
+        "print(variants._GRAD_ROWS[(4, 'float32')]['grad4'].py_func.__name__)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     lines = out.stdout.strip().splitlines()
@@ -177,15 +179,39 @@ def test_only_the_variants_used_are_compiled():
     assert lines[1:] == ["_fwd4_lif_soft_float32", "_grad4_triangle_float32"]
 
 
+def test_rest_state_and_leak_target_match_reference():
+    """``state0=None`` starts from the rest state ``V = V_rest`` (here ``v_leak``, and a hard
+    reset's ``v_reset`` without it), as the reference does."""
+    x = random_input((5, 40), torch.float32, seed=21)
+    for v_leak in (None, 0.15):
+        spec = NeuronSpec(kind="lif", v_threshold=0.7, v_reset=-0.25, v_leak=v_leak)
+        check_against_reference("cpu", x, None, torch.tensor(0.3), spec)
+
+
+def test_backends_refuse_what_they_do_not_run():
+    spec = NeuronSpec(kind="toy")
+    for backend in ("cpu", "triton"):
+        reason = dispatch.unsupported(backend, spec, torch.float32, "cpu")
+        assert reason == f"backend {backend!r} does not run neuron kind 'toy' " + (
+            f"(it runs {dispatch.support(backend).kinds})")
+    strict = NeuronSpec(kind="lif", fire_strict=True)
+    assert "fire_strict" in dispatch.unsupported("cpu", strict, torch.float32, "cpu", (0.5,))
+    alif = NeuronSpec(kind="alif")
+    assert dispatch.unsupported("cpu", alif, torch.float32, "cpu", (0.5, 0.9, 0.1)) is None
+    assert "only as a number" in dispatch.unsupported(
+        "cpu", alif, torch.float32, "cpu", (torch.tensor(0.5), 0.9, 0.1))
+    assert "CPU tensors" in dispatch.unsupported("cpu", alif, torch.float32, "meta")
+
+
 def test_form_key_ignores_decay_for_if():
-    assert cpu_neuron._form_key(NeuronSpec(kind="if", decay_input=True)) == (0, 0, 0)
-    assert cpu_neuron._form_key(NeuronSpec(kind="lif", reset="none")) == (1, 1, 2)
+    assert variants._form_key(NeuronSpec(kind="if", decay_input=True)) == (0, 0, 0)
+    assert variants._form_key(NeuronSpec(kind="lif", reset="none")) == (1, 1, 2)
 
 
 def test_single_step_and_empty_batch():
     spec = make_spec("if", "hard", False, True, "rectangle")
     check_against_reference("cpu", random_input((1, 9), torch.float32), None, None, spec)
-    s, v = dispatch.multistep("cpu", torch.zeros(3, 0), None, 0.5, spec)
+    s, (v,) = dispatch.multistep("cpu", torch.zeros(3, 0), None, (), spec)
     assert s.shape == (3, 0) and v.shape == (0,)
 
 
@@ -193,7 +219,7 @@ def test_only_k_needs_grad():
     spec = make_spec("lif", "hard", False, True, "atan")
     x = random_input((6, 50), torch.float32)
     w = torch.tensor(0.2, requires_grad=True)
-    s, _ = dispatch.multistep("cpu", x, None, torch.sigmoid(w), spec)
+    s, _ = dispatch.multistep("cpu", x, None, (torch.sigmoid(w),), spec)
     s.sum().backward()
     w_ref = torch.tensor(0.2, requires_grad=True)
     from spikeforge.functional.neuron import multistep_reference
@@ -251,9 +277,9 @@ def test_module_asks_for_the_state_only_when_returning_it(monkeypatch):
     asked = []
     real = dispatch.multistep
 
-    def spy(backend, x, v0, k, spec, need_state=True):
+    def spy(backend, x, state0, params, spec, need_state=True):
         asked.append(need_state)
-        return real(backend, x, v0, k, spec, need_state)
+        return real(backend, x, state0, params, spec, need_state)
 
     monkeypatch.setattr(dispatch, "multistep", spy)
     lif = LIF(tau=2.0, backend="cpu")
@@ -272,7 +298,7 @@ def test_half_conversions_round_like_torch(dtype):
     with torch's conversions, special values included."""
     from numba import njit
 
-    ld, st = cpu_neuron._ld, cpu_neuron._st
+    ld, st = intrinsics._ld, intrinsics._st
 
     @njit
     def roundtrip(src, dst, back):
@@ -305,11 +331,15 @@ def test_dispatch_errors_name_the_problem(monkeypatch):
         reason = dispatch.unavailable_reason("triton", torch.device("cpu"))
         assert "CUDA" in reason and "TRITON_INTERPRET" in reason
     with pytest.raises(RuntimeError, match="CPU tensors"):
-        dispatch.multistep("cpu", torch.zeros(2, 3, device="meta"), None, 0.5, NeuronSpec())
-    with pytest.raises(ValueError, match="v0"):
-        dispatch.multistep("cpu", torch.zeros(2, 3), torch.zeros(4), 0.5, NeuronSpec())
+        dispatch.multistep("cpu", torch.zeros(2, 3, device="meta"), None, (0.5,), NeuronSpec())
+    with pytest.raises(ValueError, match="initial state 'v'"):
+        dispatch.multistep("cpu", torch.zeros(2, 3), (torch.zeros(4),), (0.5,), NeuronSpec())
     with pytest.raises(ValueError, match="one-element"):
-        dispatch.multistep("cpu", torch.zeros(2, 3), None, torch.ones(2), NeuronSpec())
+        dispatch.multistep("cpu", torch.zeros(2, 3), None, (torch.ones(2),), NeuronSpec())
+    with pytest.raises(RuntimeError, match="takes params"):
+        dispatch.multistep("cpu", torch.zeros(2, 3), None, (), NeuronSpec())
+    with pytest.raises(RuntimeError, match="kind 'toy'"):
+        dispatch.multistep("cpu", torch.zeros(2, 3), None, (), NeuronSpec(kind="toy"))
     assert "unknown backend" in dispatch.unavailable_reason("cuda-magic", torch.device("cpu"))
 
 
@@ -340,18 +370,18 @@ def test_pool_reuses_freed_blocks_and_never_shares_live_ones():
 
 def test_chunking_covers_every_neuron():
     for T, N, threads, bwd in [(4, 1 << 20, 2, True), (500, 262144, 2, True), (3, 100, 1, False)]:
-        c = cpu_neuron.chunk_size(T, N, 4, threads, bwd)
+        c = host.chunk_size(T, N, 4, threads, bwd)
         assert c % 64 == 0 and c >= 64
         if bwd:
             assert T * c * 4 <= max(8 << 20, T * 1024 * 4)
-    assert np.float32(cpu_neuron._params(NeuronSpec(), 0.1, np.float32)[0]) == np.float32(0.1)
+    assert np.float32(host._params(NeuronSpec(), (0.1,), np.float32)[0]) == np.float32(0.1)
 
 
 def test_torch_thread_setting_bounds_the_kernels():
     n = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        parallel, threads = cpu_neuron._pick(16, 1 << 20)
+        parallel, threads = host._pick(16, 1 << 20)
         assert not parallel and threads == 1
     finally:
         torch.set_num_threads(n)
@@ -363,12 +393,12 @@ def test_launching_numba_threads_keeps_torch_thread_setting():
 
     code = (
         "import torch; torch.set_num_threads(1)\n"
-        "from spikeforge.ops import cpu_neuron\n"
-        "cpu_neuron.numba_threads()\n"
+        "from spikeforge.ops.cpu import host\n"
+        "host.numba_threads()\n"
         "x = torch.randn(8, 1 << 16)\n"
         "from spikeforge.ops import dispatch\n"
         "from spikeforge.ops.spec import NeuronSpec\n"
-        "dispatch.multistep('cpu', x, None, 0.5, NeuronSpec())\n"
+        "dispatch.multistep('cpu', x, None, (0.5,), NeuronSpec())\n"
         "print(torch.get_num_threads())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

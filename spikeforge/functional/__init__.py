@@ -1,11 +1,15 @@
 """Pure functions: neuron dynamics, surrogate gradients, encoders, losses (no hidden state)."""
 
 from spikeforge.functional.neuron import (
+    LIFState,
     MultiStepResult,
     charge,
+    fire,
+    if_step,
+    integrate_and_fire,
+    lif_step,
     multistep_neuron,
     multistep_reference,
-    neuron_step,
     reset,
 )
 from spikeforge.functional.surrogate import (
@@ -23,6 +27,7 @@ from spikeforge.functional.surrogate import (
 __all__ = [
     "ATan",
     "FastSigmoid",
+    "LIFState",
     "MultiStepResult",
     "Rectangle",
     "SURROGATES",
@@ -30,10 +35,13 @@ __all__ = [
     "Surrogate",
     "Triangle",
     "charge",
+    "fire",
     "get_surrogate",
     "heaviside",
+    "if_step",
+    "integrate_and_fire",
+    "lif_step",
     "multistep_neuron",
     "multistep_reference",
-    "neuron_step",
     "reset",
 ]

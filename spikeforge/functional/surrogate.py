@@ -6,7 +6,9 @@ its width/sharpness parameter ``alpha``. The fused kernels in
 :mod:`spikeforge.ops` implement the same ``g'`` per backend and are tested
 against :meth:`Surrogate.grad`.
 
-Forward, always: ``S = Heaviside(x) = 1 if x >= 0 else 0``.
+Forward: ``S = Heaviside(x) = 1 if x >= 0 else 0`` (SpikingJelly's tie rule), or, with
+``strict=True`` (:meth:`Surrogate.spike`), ``1 if x > 0 else 0`` (snnTorch's and Norse's).
+The backward is the same for both.
 """
 
 from __future__ import annotations
@@ -22,15 +24,15 @@ class _SpikeFunction(torch.autograd.Function):
     """Heaviside forward, ``grad_out * g'(x)`` backward."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, surrogate: Surrogate, strict: bool = False) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.surrogate = surrogate
-        return (x >= 0).to(x.dtype)
+        return ((x > 0) if strict else (x >= 0)).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         (x,) = ctx.saved_tensors
-        return grad_out * ctx.surrogate.grad(x), None
+        return grad_out * ctx.surrogate.grad(x), None, None
 
 
 class Surrogate:
@@ -59,7 +61,12 @@ class Surrogate:
         raise NotImplementedError
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return _SpikeFunction.apply(x, self)
+        return _SpikeFunction.apply(x, self, False)
+
+    def spike(self, x: torch.Tensor, strict: bool = False) -> torch.Tensor:
+        """``Heaviside(x)`` with this surrogate's gradient; ``strict`` fires at ``x > 0``
+        instead of ``x >= 0`` (the tie rule of snnTorch and Norse)."""
+        return self(x) if not strict else _SpikeFunction.apply(x, self, True)
 
     @property
     def fused(self) -> bool:

@@ -3,7 +3,12 @@
 Importing this package registers every model (``spikeforge models`` lists them).
 """
 
-from spikeforge.models import resnet, transformer, vgg  # noqa: F401  (registers the zoo)
+from spikeforge.models import (  # noqa: F401  (registers the zoo)
+    event_cnn,
+    resnet,
+    transformer,
+    vgg,
+)
 from spikeforge.models.zoo import (
     MODEL_INFO,
     MODELS,

@@ -2,7 +2,7 @@
 
 ``build_model(name, input_shape, num_classes, cfg)`` builds a registered model;
 ``cfg`` is any object with the attributes of ``spikeforge.train.config.ModelConfig``
-(``neuron``, ``tau``, ``v_threshold``, ``v_reset``, ``detach_reset``,
+(``neuron``, ``neuron_params``, ``tau``, ``v_threshold``, ``v_reset``, ``detach_reset``,
 ``surrogate``, ``alpha``, ``backend``, ``channels``, ``hidden``, ``dropout``).
 Every model maps time-first input ``[T, B, *input_shape]`` to class scores
 ``[T, B, num_classes]`` (per-step outputs, so that losses such as TET can use
@@ -20,7 +20,8 @@ from torch import nn
 from spikeforge.errors import SpikeforgeError
 from spikeforge.functional.surrogate import get_surrogate
 from spikeforge.layers import Flatten, TimeDistributed, build_norm
-from spikeforge.neurons import IF, LIF, PLIF
+from spikeforge.neurons import get_neuron
+from spikeforge.neurons.base import config_kwargs
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -82,22 +83,22 @@ def neuron_with(cfg, **overrides) -> Callable[[], nn.Module]:
 
 
 def neuron_factory(cfg) -> Callable[[], nn.Module]:
-    """A zero-argument constructor of the spiking neuron the config describes."""
-    surrogate = get_surrogate(cfg.surrogate, cfg.alpha)
+    """A zero-argument constructor of the spiking neuron the config describes: the
+    registered type ``cfg.neuron`` (:data:`spikeforge.neurons.NEURONS`) built from the
+    shared keys (``tau``, ``v_threshold``, ``v_reset``, ``detach_reset``, ``surrogate``,
+    ``alpha``, ``backend``; a key the type does not take is dropped) and its own
+    parameters ``cfg.neuron_params`` (a mapping, may be absent)."""
+    cls = get_neuron(cfg.neuron)
     common = dict(
+        tau=cfg.tau,
         v_threshold=cfg.v_threshold,
         v_reset=cfg.v_reset,
         detach_reset=cfg.detach_reset,
-        surrogate=surrogate,
+        surrogate=get_surrogate(cfg.surrogate, cfg.alpha),
         backend=cfg.backend,
     )
-    if cfg.neuron == "lif":
-        return lambda: LIF(tau=cfg.tau, **common)
-    if cfg.neuron == "plif":
-        return lambda: PLIF(init_tau=cfg.tau, **common)
-    if cfg.neuron == "if":
-        return lambda: IF(**common)
-    raise ValueError(f"model.neuron must be lif, plif or if; got {cfg.neuron!r}")
+    kwargs = config_kwargs(cls, common, dict(getattr(cfg, "neuron_params", None) or {}))
+    return lambda: cls(**kwargs)
 
 
 def _cnn_norm(name: str, channels: int, v_threshold: float) -> nn.Module:

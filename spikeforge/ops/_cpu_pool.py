@@ -11,10 +11,9 @@ How: a block is a 64-byte-aligned numpy byte array; the tensor handed out is
 ``torch.frombuffer`` of a fresh view of it, so torch owns a reference to that
 view for as long as any tensor shares its storage. When the last one dies the
 view is collected and a weak-reference callback returns the block to the
-pool (a plain ``weakref.ref`` kept in a dict: ``weakref.finalize`` did the same at
-about 1.4x the host time from cold caches). Blocks are reused only for an exactly
-equal byte size. The pool keeps at most :data:`MAX_POOLED_BYTES` of idle blocks
-(set ``SPIKEFORGE_CPU_POOL_MB``; 0 disables pooling) and
+pool (a plain ``weakref.ref`` kept in a dict; see benchmarks/README.md). Blocks are
+reused only for an exactly equal byte size. The pool keeps at most
+:data:`MAX_POOLED_BYTES` of idle blocks (set ``SPIKEFORGE_CPU_POOL_MB``; 0 disables pooling) and
 :func:`release_cached_buffers` drops them all (the analogue of
 ``torch.cuda.empty_cache``).
 

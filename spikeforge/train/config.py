@@ -77,14 +77,21 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     """``model:`` section. ``name``: a model in the zoo (``default_cnn``, ``mlp``);
-    ``neuron``: ``lif``, ``plif`` or ``if``; the neuron parameters as in
-    :class:`spikeforge.neurons.LIF`; ``backend``: kernel choice (``auto``,
-    ``reference``, ``cpu``, ``triton``); ``channels``: conv widths;
+    ``neuron``: a registered neuron type (:data:`spikeforge.neurons.NEURONS`: ``lif``,
+    ``plif``, ``if``, ``alif``, ``cubalif``, ...); the shared neuron parameters as in
+    :class:`spikeforge.neurons.LIF` (a type that does not take one ignores it, e.g. IF's
+    ``tau``); ``neuron_params``: the type's other parameters and options, checked
+    against its constructor (e.g. ``{tau_adapt: 50, beta: 0.1}`` for ``alif``,
+    ``{tau_syn: 4}`` for ``cubalif``, ``{fire_strict: true}`` for any); the resolved
+    config lists the type's own parameters with their defaults; ``backend``: kernel
+    choice (``auto``, ``reference``, ``cpu``, ``triton``); ``channels``: conv widths;
     ``hidden``: MLP width; ``norm``: ``bn`` (BatchNorm over time and batch),
     ``tdbn`` (threshold-dependent BN) or ``none``, for ``default_cnn`` and the
     VGGs; ``width``: multiplies the zoo models' channel widths (1.0 = the
     papers'); ``connect``: SEW-ResNet's residual join (``add``, ``and``,
-    ``iand``, ``or``). ``spikeforge models`` lists the models."""
+    ``iand``, ``or``); ``nir``: for ``name: nir`` (a run written by ``spikeforge
+    import-nir``), ``{file, convention, dt, reset}`` of :func:`spikeforge.deploy.from_nir`.
+    ``spikeforge models`` lists the models."""
 
     name: str = "default_cnn"
     neuron: str = "lif"
@@ -95,12 +102,14 @@ class ModelConfig:
     surrogate: str = "atan"
     alpha: float | None = None
     backend: str = "auto"
+    neuron_params: dict = field(default_factory=dict)
     channels: list[int] = field(default_factory=lambda: [32, 64])
     hidden: int = 256
     dropout: float = 0.0
     norm: str = "bn"
     width: float = 1.0
     connect: str = "add"
+    nir: dict = field(default_factory=dict)
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
@@ -127,6 +136,48 @@ class ModelConfig:
         _choice(self.connect, tuple(JOINS), f"{prefix}.connect")
         if not self.width > 0:
             raise ConfigError(f"{prefix}.width must be > 0, got {self.width}")
+        self.neuron_params = _neuron_params(self, f"{prefix}.neuron_params")
+
+
+def _neuron_params(model: ModelConfig, key: str) -> dict:
+    """``model.neuron_params`` checked against the registered type's constructor: known
+    names, values of the annotated types, the type's own defaults filled in, and the
+    type's own range checks (by building one neuron on the reference backend)."""
+    from spikeforge.functional.surrogate import get_surrogate
+    from spikeforge.neurons.base import (
+        NEURONS,
+        config_kwargs,
+        neuron_parameter_types,
+        own_parameters,
+    )
+
+    if model.neuron not in NEURONS:
+        return dict(model.neuron_params)  # named by checks.check_registries
+    cls = NEURONS[model.neuron]
+    types = neuron_parameter_types(cls)
+    out = {}
+    for name, value in model.neuron_params.items():
+        if name not in types:
+            raise ConfigError(
+                f"unknown config key {key}.{name!s} for neuron {model.neuron!r}; its "
+                f"parameters: {', '.join(sorted(types))} (tau, v_threshold, v_reset, "
+                "detach_reset, surrogate, alpha and backend are keys of model itself)"
+            )
+        out[name] = _coerce(value, types[name], f"{key}.{name}")
+    for name, p in own_parameters(cls).items():
+        if p.default is not p.empty:
+            out.setdefault(name, p.default)
+    try:
+        surrogate = get_surrogate(model.surrogate, model.alpha)
+    except (ValueError, KeyError):
+        return out  # an unknown surrogate is named by checks.check_registries
+    common = dict(tau=model.tau, v_threshold=model.v_threshold, v_reset=model.v_reset,
+                  detach_reset=model.detach_reset, backend="reference", surrogate=surrogate)
+    try:
+        cls(**config_kwargs(cls, common, out))
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{key} for neuron {model.neuron!r}: {e}") from e
+    return out
 
 
 @dataclass
@@ -171,10 +222,10 @@ class LossConfig:
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
-        from spikeforge.functional.loss import LOSSES, check_loss_params
+        # the name is looked up in spikeforge.functional.loss.LOSSES by train.checks;
+        # the parameters here, against what the named loss takes
+        from spikeforge.functional.loss import check_loss_params
 
-        if self.name not in LOSSES:
-            return  # train.checks names the registered losses
         defaults = LossConfig(name=self.name).params()
         try:
             check_loss_params(self.name, self.params(), defaults)
@@ -183,17 +234,44 @@ class LossConfig:
 
 
 @dataclass
+class MTTConfig:
+    """``train.mtt:`` mixed time-step training (Du et al., ICLR 2025;
+    :mod:`spikeforge.train.mtt`). ``enabled``: on/off; ``cut_points``: names of the
+    model's modules where a new stage starts (``spikeforge models`` / the model's
+    ``named_modules``; stage 0 starts at the input); ``time_steps``: the set each
+    stage's ``T`` is drawn from; ``samples``: temporal configurations per iteration
+    (their losses are summed); ``sampler``: ``independent`` (each stage its own
+    ``T``) or ``shared`` (one ``T`` for all stages)."""
+
+    enabled: bool = False
+    cut_points: list[str] = field(default_factory=list)
+    time_steps: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    samples: int = 1
+    sampler: str = "independent"
+
+    def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        _positive(self.samples, f"{prefix}.samples")
+        _choice(self.sampler, ("independent", "shared"), f"{prefix}.sampler")
+        if not self.time_steps or any(t < 1 for t in self.time_steps):
+            raise ConfigError(f"{prefix}.time_steps must be a non-empty list of ints >= 1")
+
+
+@dataclass
 class TrainConfig:
     """``train:`` section. ``precision``: ``fp32`` or ``bf16`` (forward and loss
     under ``torch.autocast`` with bfloat16, on the CPU and on CUDA; weights,
     gradients and optimizer state stay float32); ``grad_clip``: clip the global
-    gradient norm to this value before each step (null: no clipping)."""
+    gradient norm to this value before each step (null: no clipping); ``mtt``:
+    mixed time-step training (:class:`MTTConfig`)."""
 
     precision: str = "fp32"
     grad_clip: float | None = None
+    mtt: MTTConfig = field(default_factory=MTTConfig)
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        self.mtt.validate(f"{prefix}.mtt")
         _choice(self.precision, ("fp32", "bf16"), f"{prefix}.precision")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"{prefix}.grad_clip must be > 0 or null, got {self.grad_clip}")
@@ -284,6 +362,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of keys, got {value!r}")
+        return dict(value)
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from spikeforge.data import DatasetBundle, get_dataset
@@ -48,6 +49,11 @@ from spikeforge.train.config import RunConfig
 
 log = logging.getLogger("spikeforge.train")
 
+#: Callables ``fn(trainer, result) -> dict`` whose entries ``_finish`` adds to
+#: ``metrics.json``: the extension point through which ``spikeforge.analysis``
+#: (which train/ may not import) adds spike, SOP and energy statistics.
+FINAL_METRICS: list = []
+
 OPTIMIZERS = {
     "adam": lambda params, o: torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay),
     "adamw": lambda params, o: torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay),
@@ -59,11 +65,6 @@ OPTIMIZERS = {
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 """``train.precision`` -> the autocast dtype (None: no autocast)."""
-
-#: Callables ``fn(trainer, result) -> dict`` whose entries ``_finish`` adds to
-#: ``metrics.json``: the extension point through which ``spikeforge.analysis``
-#: (which train/ may not import) adds spike, SOP and energy statistics.
-FINAL_METRICS: list = []
 
 
 def derived_seed(seed: int, *parts: int) -> int:
@@ -136,6 +137,11 @@ class Trainer:
         # The DDP wrapper for training forwards; self.model stays the plain module.
         self.net = self.dist.wrap(self.model, self.device)
         self.loss_fn = build_loss(cfg.loss.name, **cfg.loss.params())
+        self.mtt = None
+        if cfg.train.mtt.enabled:
+            from spikeforge.train.mtt import MixedTimeSteps
+
+            self.mtt = MixedTimeSteps(self.model, cfg.train.mtt.cut_points)
         self.autocast_dtype = PRECISIONS[cfg.train.precision]
         self.steps_per_epoch = math.ceil(len(self.bundle.train) / cfg.data.batch_size)
         self.optimizer = self._optimizer()
@@ -215,17 +221,34 @@ class Trainer:
         self.train_seconds = float(pointer["train_seconds"])
 
     # -- data -----------------------------------------------------------------
-    def to_time_first(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """A batch from the dataset as the model input ``[T, B, ...]``."""
+    def to_time_first(
+        self, x: torch.Tensor, generator: torch.Generator | None, time_steps: int | None = None
+    ) -> torch.Tensor:
+        """A batch from the dataset as the model input ``[T, B, ...]``: static inputs
+        encoded over ``time_steps`` (default ``data.time_steps``); event frames keep
+        theirs, or pass through MTT's communication table to ``time_steps``."""
         x = x.to(self.device, non_blocking=True)
         d = self.cfg.data
+        t = d.time_steps if time_steps is None else time_steps
         if self.bundle.temporal:
-            return x.transpose(0, 1)
+            if t == x.shape[1]:
+                return x.transpose(0, 1)
+            from spikeforge.train.mtt import retime
+
+            return retime(x.transpose(0, 1), t)
         if d.encoding == "direct":
-            return direct_encode(x, d.time_steps)
+            return direct_encode(x, t)
         if d.encoding == "rate":
-            return rate_encode(x, d.time_steps, generator)
-        return poisson_encode(x, d.time_steps, generator)
+            return rate_encode(x, t, generator)
+        return poisson_encode(x, t, generator)
+
+    def _configurations(self, generator: torch.Generator) -> list[list[int] | None]:
+        """The temporal configurations of one iteration: ``[None]`` (the fixed ``T``)
+        without MTT, else ``train.mtt.samples`` draws of per-stage ``T``."""
+        if self.mtt is None:
+            return [None]
+        m = self.cfg.train.mtt
+        return [self.mtt.sample(m.time_steps, m.sampler, generator) for _ in range(m.samples)]
 
     # -- loops ----------------------------------------------------------------
     def train_epoch(self, epoch: int, progress=None, task=None) -> tuple[float, float, float]:
@@ -241,21 +264,26 @@ class Trainer:
             for x, y in iterate_batches(self.bundle.train, cfg.data.batch_size, order):
                 if self.bundle.train_transform is not None:
                     x = self.bundle.train_transform(x, gen)
-                xt = self.to_time_first(x, gen)
                 y = y.to(self.device)
                 # Every rank encodes the global batch alike, then keeps its share.
                 part, scale = self.dist.shard(len(y))
-                xt, y = xt[:, part], y[part]
-                with self.autocast():
-                    out = self.net(xt)
-                    loss = self.loss_fn(out.float(), y)
+                y = y[part]
                 step += 1
-                if not torch.isfinite(loss):
-                    raise self._diverged(epoch, step, loss.item())
                 self.optimizer.zero_grad(set_to_none=True)
-                (loss * scale if scale != 1.0 else loss).backward()
+                # One configuration (the fixed T), or MTT's samples: their losses add up.
+                for steps in self._configurations(gen):
+                    if steps is not None:
+                        self.mtt.set(steps)
+                    xt = self.to_time_first(x, gen, None if steps is None else steps[0])
+                    xt = xt[:, part]
+                    with self.autocast():
+                        out = self.net(xt)
+                        loss = self.loss_fn(out.float(), y)
+                    if not torch.isfinite(loss):
+                        raise self._diverged(epoch, step, loss.item())
+                    (loss * scale if scale != 1.0 else loss).backward()
                 if cfg.train.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
                 self.optimizer.step()
                 if self.scheduler is not None:
                     self.scheduler.step()
@@ -293,6 +321,8 @@ class Trainer:
         """Accuracy, loss and firing rates on the test split (deterministic)."""
         dataset = self.bundle.test if dataset is None else dataset
         self.model.eval()
+        if self.mtt is not None:
+            self.mtt.set(self.cfg.data.time_steps)
         gen = _generator(derived_seed(self.cfg.seed, 0, 3))
         total_loss, correct, seen = 0.0, 0, 0
         with FiringRateMonitor(self.model) as mon:
@@ -308,10 +338,15 @@ class Trainer:
     def fit(self) -> dict:
         """Train the remaining epochs, then write ``model.safetensors`` and ``metrics.json``."""
         cfg = self.cfg
-        main = self.dist.is_main  # only rank 0 writes files and logs
-        self._claim_run_dir()
+        main = self.dist.is_main  # only rank 0 checks the run directory, writes and logs
         if main:
+            self._claim_run_dir()
             self._setup_logging()
+        self.dist.barrier()
+        if not main and self.plan is None and os.path.exists(os.path.join(self.run_dir, POINTER)):
+            # rank 0 resumes this run: every rank starts from its checkpoint
+            self.config_sha256 = rundir.read_config(self.run_dir)[1]
+            self._load_checkpoint()
         log.info(
             "run %s: dataset %s (%d train / %d test), model %s, %d parameters, T=%d, device %s, "
             "%d threads%s",
@@ -390,10 +425,7 @@ class Trainer:
                     self._load_checkpoint()
         if self.plan in ("new", "replace"):
             self.config_sha256 = fingerprint
-        self.dist.barrier()  # every rank has planned before rank 0 writes
-        if self.dist.is_main:
-            rundir.claim(self.run_dir, self.plan, text)
-        self.dist.barrier()
+        rundir.claim(self.run_dir, self.plan, text)
 
     def _finish(self, result: EvalResult) -> dict:
         h = self.history
@@ -419,13 +451,13 @@ class Trainer:
             metrics["world_size"] = self.dist.world_size
         if not self.dist.is_main:
             return metrics
-        for fn in FINAL_METRICS:
-            metrics.update(fn(self, result))
         atomic_save_tensors(
             self.model.state_dict(),
             os.path.join(self.run_dir, rundir.WEIGHTS),
             {CONFIG_KEY: self.config_sha256},
         )
+        for fn in FINAL_METRICS:
+            metrics.update(fn(self, result))
         atomic_write_text(os.path.join(self.run_dir, "metrics.json"), json.dumps(metrics, indent=1))
         log.info(
             "done: test accuracy %.4f after %d epochs, %.1f s of training",

@@ -1,0 +1,345 @@
+"""Lower a trained feed-forward SNN to a chain of sparse affine maps and neurons.
+
+Event-driven hardware, and the simulator in :mod:`spikeforge.deploy.event_driven`,
+see a network as stages: spikes of one layer of neurons (or the input events)
+go through an affine map ``y = W s + b`` (every Conv, Linear, batch norm,
+average pooling and flatten between two layers of neurons, composed into one
+map, batch norm folded in) into the next layer of neurons, or into the readout.
+
+:func:`lower_model` walks the model's modules in the order they were
+registered, groups the affine modules between spiking neurons, and measures
+each group's map by pushing the basis vectors through it in evaluation mode
+(``W[:, i] = f(e_i) - f(0)``, ``b = f(0)``): exact for any composition of the
+supported modules, batch norm folded as it computes in evaluation mode. The
+result is checked by running the lowered network clock-driven against the
+model on a random input: a model whose ``forward`` is not the chain of its
+modules is refused rather than deployed wrong.
+
+Max pooling directly after a layer of neurons is kept as an OR-pool stage: on
+binary spikes of one time step, ``max`` over a window is the OR of its spikes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from spikeforge.errors import SpikeforgeError
+from spikeforge.layers import Flatten, TimeDistributed
+from spikeforge.neurons import SpikingNeuron
+
+#: Modules that are affine in evaluation mode and may sit between neurons.
+AFFINE_TYPES = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.Flatten,
+    nn.Identity,
+    nn.Dropout,
+    Flatten,
+)
+POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d)
+RESET_CODES = {"hard": 0, "soft": 1, "none": 2}
+
+
+class DeploymentError(SpikeforgeError, ValueError):
+    """The model cannot be deployed event-driven; the message names the layer."""
+
+
+@dataclass
+class NeuronLayer:
+    """Parameters of one layer of IF/LIF neurons (the discrete update of
+    :mod:`spikeforge.functional.neuron` with leak ``k``; ``k = 0`` is IF)."""
+
+    name: str
+    k: float
+    decay_input: bool
+    v_threshold: float
+    v_reset: float
+    v_rest: float
+    reset: str
+
+    @property
+    def is_lif(self) -> bool:
+        return self.k != 0.0
+
+
+@dataclass
+class Stage:
+    """One affine map into a layer of neurons (or into the readout when ``neurons``
+    is ``None``): ``weight`` is CSR ``[n_in, n_out]`` (row ``i`` lists the targets
+    of input ``i``), ``bias`` ``[n_out]``. ``pool`` is set instead for an OR-pool
+    stage: ``pool[i]`` is the output index input ``i`` maps to (-1: none)."""
+
+    names: list[str]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    weight: sp.csr_matrix | None
+    bias: np.ndarray
+    neurons: NeuronLayer | None
+    pool: np.ndarray | None = None
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+
+@dataclass
+class LoweredNetwork:
+    """Stages in order; the input events feed stage 0. ``readout`` says whether the
+    last stage ends in a non-spiking readout (class scores) or in neurons."""
+
+    input_shape: tuple[int, ...]
+    stages: list[Stage] = field(default_factory=list)
+
+    @property
+    def readout(self) -> bool:
+        return self.stages[-1].neurons is None
+
+    def clock_driven(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run the lowered network clock-driven on ``frames`` ``[T, B, *input_shape]``
+        (float64): returns the last stage's output ``[T, B, n_out]`` and the spikes
+        of every neuron stage. The reference the simulator is checked against."""
+        t_steps, batch = frames.shape[:2]
+        x = frames.reshape(t_steps, batch, -1).to(torch.float64)
+        spikes = []
+        for st in self.stages:
+            if st.pool is not None:
+                x = _or_pool(x, st.pool, st.n_out)
+                continue
+            w = torch.from_numpy(st.weight.toarray())
+            y = x @ w + torch.from_numpy(st.bias)
+            if st.neurons is None:
+                x = y
+                break
+            x = _neuron_loop(y, st.neurons)
+            spikes.append(x)
+        return x, spikes
+
+
+def _or_pool(x: torch.Tensor, pool: np.ndarray, n_out: int) -> torch.Tensor:
+    out = torch.zeros(*x.shape[:2], n_out, dtype=x.dtype)
+    keep = torch.from_numpy(pool >= 0)
+    idx = torch.from_numpy(pool[pool >= 0]).long()
+    out.index_reduce_(2, idx, x[..., keep], "amax", include_self=True)
+    return out
+
+
+def _neuron_loop(x: torch.Tensor, n: NeuronLayer) -> torch.Tensor:
+    """The reference discrete update, written with the same operation order as
+    :func:`spikeforge.functional.neuron.charge` so float64 results agree bit for bit."""
+    v = torch.full_like(x[0], n.v_rest)  # the rest state
+    out = []
+    for t in range(x.shape[0]):
+        if not n.is_lif:
+            h = v + x[t]
+        elif n.decay_input:
+            h = v + n.k * (x[t] - (v - n.v_rest))
+        else:
+            h = v - n.k * (v - n.v_rest) + x[t]
+        s = (h >= n.v_threshold).to(x.dtype)
+        if n.reset == "hard":
+            v = h * (1 - s) + n.v_reset * s
+        elif n.reset == "soft":
+            v = h - n.v_threshold * s
+        else:
+            v = h
+        out.append(s)
+    return torch.stack(out)
+
+
+def _leaf_sequence(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Atomic modules in registration order: neurons, TimeDistributed wrappers and
+    torch leaves (a container's children stand for it)."""
+    out: list[tuple[str, nn.Module]] = []
+
+    def walk(prefix: str, m: nn.Module) -> None:
+        if isinstance(m, (SpikingNeuron, TimeDistributed)) or not list(m.children()):
+            out.append((prefix, m))
+            return
+        for name, child in m.named_children():
+            walk(f"{prefix}.{name}" if prefix else name, child)
+
+    walk("", model)
+    return out
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.layer if isinstance(m, TimeDistributed) else m
+
+
+def neuron_layer(name: str, m: SpikingNeuron) -> NeuronLayer:
+    """The parameters of a spikeforge IF/LIF/PLIF module, or a named error for a type or
+    option the event-driven update does not implement."""
+    spec = m.spec
+    kind = getattr(spec, "kind", "lif")
+    if kind not in ("if", "lif"):
+        raise DeploymentError(
+            f"layer {name!r} is a {type(m).__name__} (kind {kind!r}); event-driven "
+            "deployment runs IF and LIF neurons"
+        )
+    unsupported = [
+        opt for opt in ("reset_delay", "fire_strict") if getattr(spec, opt, False)
+    ] + (["learn_threshold"] if getattr(m, "threshold", None) is not None else [])
+    if unsupported:
+        raise DeploymentError(
+            f"layer {name!r} ({type(m).__name__}) uses {', '.join(unsupported)}, which the "
+            "event-driven update does not implement"
+        )
+    params = m.params()
+    k = 0.0 if kind == "if" else float(params[0])
+    return NeuronLayer(
+        name=name,
+        k=k,
+        decay_input=bool(spec.decay_input),
+        v_threshold=float(spec.v_threshold),
+        v_reset=float(spec.v_reset),
+        v_rest=float(spec.v_rest),
+        reset=spec.reset,
+    )
+
+
+@torch.no_grad()
+def _affine_map(mods: list[nn.Module], in_shape: tuple[int, ...], chunk: int = 512):
+    """CSR ``W`` ``[n_in, n_out]``, bias and output shape of the composition of ``mods``."""
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        for m in mods:
+            # spikeforge's Flatten keeps [T, B]; here the batch is the only leading dim.
+            x = x.flatten(1) if isinstance(m, Flatten) else m(x)
+        return x
+
+    zero = torch.zeros(1, *in_shape, dtype=torch.float64)
+    b = f(zero)
+    out_shape = tuple(b.shape[1:])
+    bias = b.reshape(-1).numpy().copy()
+    n_in = int(np.prod(in_shape))
+    blocks = []
+    for s in range(0, n_in, chunk):
+        e = min(n_in, s + chunk)
+        basis = torch.zeros(e - s, n_in, dtype=torch.float64)
+        basis[torch.arange(e - s), torch.arange(s, e)] = 1.0
+        cols = f(basis.reshape(e - s, *in_shape)).reshape(e - s, -1) - b.reshape(1, -1)
+        cols[cols.abs() < 1e-300] = 0.0
+        blocks.append(sp.csr_matrix(cols.numpy()))
+    return sp.vstack(blocks, format="csr"), bias, out_shape
+
+
+def _pool_map(m: nn.Module, in_shape: tuple[int, ...]):
+    """Output index of each input of a non-overlapping max pool (-1: in no window).
+
+    Along each spatial axis input ``y`` falls in window ``o = (y + pad) // stride``
+    when ``(y + pad) - o * stride < kernel`` and ``o`` is an output position."""
+    one = isinstance(m, nn.MaxPool1d)
+    nd = 1 if one else 2
+
+    def tup(v):
+        return (v,) * nd if isinstance(v, int) else tuple(v)
+
+    k, st, pad, dil = tup(m.kernel_size), tup(m.stride or m.kernel_size), tup(m.padding), tup(
+        m.dilation
+    )
+    if any(d != 1 for d in dil) or any(kk > ss for kk, ss in zip(k, st)):
+        raise DeploymentError(
+            f"{m}: event-driven max pooling needs dilation 1 and non-overlapping windows "
+            "(stride >= kernel)"
+        )
+    out_shape = tuple(int(d) for d in m(torch.zeros(1, *in_shape, dtype=torch.float64)).shape[1:])
+    axes = []
+    for size, kk, ss, pp, osz in zip(in_shape[1:], k, st, pad, out_shape[1:]):
+        y = np.arange(size) + pp
+        o = y // ss
+        ok = (y - o * ss < kk) & (o < osz)
+        axes.append(np.where(ok, o, -1))
+    c = in_shape[0]
+    if one:
+        (ox,) = axes
+        idx = np.arange(c)[:, None] * out_shape[1] + ox[None, :]
+        valid = np.broadcast_to(ox[None, :] >= 0, idx.shape)
+    else:
+        oy, ox = axes
+        idx = (np.arange(c)[:, None, None] * out_shape[1] + oy[None, :, None]) * out_shape[
+            2
+        ] + ox[None, None, :]
+        valid = (oy[None, :, None] >= 0) & (ox[None, None, :] >= 0)
+        valid = np.broadcast_to(valid, idx.shape)
+    return np.where(valid, idx, -1).reshape(-1).astype(np.int64), out_shape
+
+
+def lower_model(model: nn.Module, input_shape, check: bool = True) -> LoweredNetwork:
+    """Lower ``model`` (per-sample input shape ``input_shape``) to a :class:`LoweredNetwork`.
+
+    Supported: chains of Linear, Conv1d/2d (any stride, padding, groups,
+    dilation), BatchNorm (folded), AvgPool, Flatten, Dropout/Identity (evaluation
+    mode), spikeforge IF/LIF/PLIF neurons, and max pooling right after neurons.
+    Raises :class:`DeploymentError` naming the first module that is none of these.
+    """
+    model = copy.deepcopy(model).double().eval()
+    in_shape = tuple(int(d) for d in input_shape)
+    net = LoweredNetwork(input_shape=in_shape)
+    pending: list[tuple[str, nn.Module]] = []
+    shape = in_shape
+    last_was_neuron = False
+    for name, m in _leaf_sequence(model):
+        inner = _unwrap(m)
+        if isinstance(m, SpikingNeuron):
+            mods = [mm for _, mm in pending]
+            w, b, out_shape = _affine_map(mods, shape)
+            net.stages.append(
+                Stage([n for n, _ in pending], shape, out_shape, w, b, neuron_layer(name, m))
+            )
+            shape, pending, last_was_neuron = out_shape, [], True
+        elif isinstance(inner, POOL_TYPES):
+            if not (last_was_neuron and not pending):
+                raise DeploymentError(
+                    f"layer {name!r} ({type(inner).__name__}) is max pooling of analog values; "
+                    "event-driven deployment takes max pooling only right after neurons"
+                )
+            pool, out_shape = _pool_map(inner, shape)
+            net.stages.append(Stage([name], shape, out_shape, None, np.zeros(0), None, pool))
+            shape = out_shape
+        elif isinstance(inner, AFFINE_TYPES):
+            pending.append((name, inner))
+            last_was_neuron = False
+        else:
+            raise DeploymentError(
+                f"layer {name!r} is a {type(inner).__name__}, which event-driven deployment "
+                "does not run (supported: Linear, Conv1d/2d, BatchNorm, AvgPool, Flatten, "
+                "Dropout, max pooling after neurons, IF/LIF/PLIF neurons)"
+            )
+    if pending:
+        w, b, out_shape = _affine_map([mm for _, mm in pending], shape)
+        net.stages.append(Stage([n for n, _ in pending], shape, out_shape, w, b, None))
+    if not any(st.neurons is not None for st in net.stages):
+        raise DeploymentError("the model has no spiking neurons to deploy")
+    if check:
+        _check_against_model(model, net)
+    return net
+
+
+@torch.no_grad()
+def _check_against_model(model: nn.Module, net: LoweredNetwork) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(3, 2, *net.input_shape, generator=gen) < 0.3).double()
+    ref = model(x)
+    out, _ = net.clock_driven(x)
+    ref = ref.reshape(out.shape)
+    if not torch.allclose(out, ref, rtol=1e-6, atol=1e-6):
+        raise DeploymentError(
+            "the model's forward is not the chain of its modules in registration order "
+            f"(lowered output differs by {float((out - ref).abs().max()):.3g}); "
+            "event-driven deployment needs a plain feed-forward chain"
+        )

@@ -1,0 +1,10 @@
+"""What the CPU backend runs (read by :mod:`spikeforge.ops.dispatch`; no numba import)."""
+
+from spikeforge.ops.support import BackendSupport
+
+SUPPORT = BackendSupport(
+    backend="cpu",
+    kinds=("if", "lif", "alif", "cubalif"),
+    v_leak=True,
+    tensor_params={"lif": ("k",)},
+)
