@@ -32,6 +32,7 @@ NOT_YET = {
     "vggsnn_ma": 0.10,
     "spikformer_cifar": None,
     "sdt_cifar": None,
+    "event_cnn": None,  # another issue's event-driven network; its own tests train it
 }
 
 

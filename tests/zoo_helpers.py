@@ -18,6 +18,7 @@ from spikeforge.train.config import ModelConfig
 TINY: dict[str, tuple[dict, int]] = {
     "default_cnn": ({"channels": [8, 16]}, 16),
     "mlp": ({"hidden": 64}, 16),
+    "event_cnn": ({"channels": [8, 16]}, 16),
     "vggsnn": ({"width": 1 / 8}, 16),
     "vggsnn_ma": ({"width": 1 / 8}, 16),
     "vggsnn_tcja": ({"width": 1 / 8}, 16),
