@@ -141,9 +141,9 @@ def test_incomplete_run_of_another_config_is_offered_resume_or_force(tmp_path, c
     real = loss_module.LOSSES["ce"]
     calls = []
 
-    def nan_at_third_step(outputs, target):
+    def nan_at_third_step(outputs, target, **params):
         calls.append(1)
-        value = real(outputs, target)
+        value = real(outputs, target, **params)
         return value * float("nan") if len(calls) == 3 else value
 
     monkeypatch.setitem(loss_module.LOSSES, "ce", nan_at_third_step)
@@ -170,9 +170,9 @@ def test_nan_loss_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
     real = loss_module.LOSSES["ce"]
     calls = []
 
-    def nan_in_epoch_two(outputs, target):
+    def nan_in_epoch_two(outputs, target, **params):
         calls.extend([1] if outputs.requires_grad else [])  # training steps only
-        value = real(outputs, target)
+        value = real(outputs, target, **params)
         return value + float("inf") if len(calls) == 45 + 4 else value
 
     monkeypatch.setitem(loss_module.LOSSES, "ce", nan_in_epoch_two)

@@ -28,6 +28,7 @@ from test_ops_oracle import (
 
 from spikeforge.ops import dispatch, triton_neuron
 from spikeforge.ops.spec import NeuronSpec
+from spikeforge.ops.triton import jit as triton_jit
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -43,8 +44,10 @@ def _interpreter():
 
 def test_available_on_cpu_tensors_under_the_interpreter():
     assert dispatch.is_available("triton", torch.device("cpu"))
-    fwd, bwd = triton_neuron.kernels()
-    assert type(fwd).__name__ == "InterpretedFunction"
+    kernels = triton_neuron.kernels()
+    assert set(kernels) == {"lif_fwd", "lif_bwd", "alif_fwd", "alif_bwd", "cubalif_fwd",
+                            "cubalif_bwd"}
+    assert all(type(k).__name__ == "InterpretedFunction" for k in kernels.values())
 
 
 @pytest.mark.parametrize("kind,reset,detach,decay,surrogate", OPTION_GRID)
@@ -170,13 +173,12 @@ import itertools, re, sys
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from triton.runtime.jit import JITFunction
-from spikeforge.ops import triton_neuron
+from spikeforge.ops.triton import jit
 
-triton_neuron.kernels()  # binds the jitted helper functions the kernels call
+KERNELS = jit.kernels()
 
-def ptx_of(kernel, types, constexprs, fusion=False):
-    fn = JITFunction(kernel)
+def ptx_of(name, types, constexprs, fusion=False):
+    fn = KERNELS[name]
     sig = {n: ("constexpr" if n in constexprs else types[n]) for n in fn.arg_names}
     cons = {(fn.arg_names.index(n),): v for n, v in constexprs.items()}
     try:
@@ -190,35 +192,59 @@ def ptx_of(kernel, types, constexprs, fusion=False):
     return compiled.asm["ptx"]
 
 xdt, cdt = sys.argv[1], sys.argv[2]
-fwd_types = dict(x_ptr="*" + xdt, v0_ptr="*fp32", s_ptr="*" + xdt, v_ptr="*" + cdt,
-                 k_ptr="*fp32", p_ptr="*" + cdt, T="i32", N="i32")
+X, C = "*" + xdt, "*" + cdt
+types = dict(x_ptr=X, s_ptr=X, gs_ptr=X, gx_ptr=X, v0_ptr="*fp32", a0_ptr="*fp32",
+             i0_ptr="*fp32", gv_ptr="*fp32", ga_ptr="*fp32", gi_ptr="*fp32", k_ptr="*fp32",
+             v_ptr=C, a_ptr=C, i_ptr=C, h_ptr=C, as_ptr=C, gv0_ptr=C, ga0_ptr=C, gi0_ptr=C,
+             gk_ptr=C, q_ptr=C, p_ptr=C, T="i32", N="i32", last="i32")
 stores = {}
-for kind, decay, reset, write_v in itertools.product((0, 1), (True, False), (0, 1, 2),
+for leak, decay, reset, write_v in itertools.product((False, True), (True, False), (0, 1, 2),
                                                      (True, False)):
-    cons = dict(HAS_V0=True, KIND=kind, DECAY=decay, RESET=reset, WRITE_V=write_v, BLOCK=1024)
-    ptx = ptx_of(triton_neuron._fwd_kernel, fwd_types, cons)
+    cons = dict(HAS_V0=True, LEAK=leak, DECAY=decay, RESET=reset, STRICT=False,
+                WRITE_V=write_v, BLOCK=1024)
+    ptx = ptx_of("lif_fwd", types, cons)
     assert not re.search(r"\bfma\.", ptx), cons
-    stores[kind, decay, reset, write_v] = len(re.findall(r"\bst\.global", ptx))
+    stores[leak, decay, reset, write_v] = len(re.findall(r"\bst\.global", ptx))
 # without WRITE_V the final membrane's store is gone
 assert all(stores[key + (False,)] < stores[key + (True,)] for key in
-           itertools.product((0, 1), (True, False), (0, 1, 2))), stores
-cons = dict(HAS_V0=True, KIND=1, DECAY=True, RESET=0, WRITE_V=True, BLOCK=1024)
-assert re.search(r"\bfma\.", ptx_of(triton_neuron._fwd_kernel, fwd_types, cons, fusion=True))
-bwd_types = dict(x_ptr="*" + xdt, v0_ptr="*fp32", gs_ptr="*" + xdt, gv_ptr="*fp32",
-                 gx_ptr="*" + xdt, h_ptr="*" + cdt, gv0_ptr="*" + cdt, gk_ptr="*" + cdt,
-                 k_ptr="*fp32", p_ptr="*" + cdt, T="i32", N="i32", last="i32")
-opts = [(1, 0, False), (1, 1, False), (0, 2, True), (1, 0, True), (0, 1, True)]
-for surr, (kind, reset, detach) in zip(range(5), opts):
-    cons = dict(HAS_V0=True, HAS_GV=True, KIND=kind, DECAY=True, RESET=reset, DETACH=detach,
-                SURR=surr, NEED_GX=True, NEED_GV0=True, NEED_GK=kind == 1, H16=False,
-                BLOCK=256)
-    ptx = ptx_of(triton_neuron._bwd_kernel, bwd_types, cons)
+           itertools.product((False, True), (True, False), (0, 1, 2))), stores
+cons = dict(HAS_V0=True, LEAK=True, DECAY=True, RESET=0, STRICT=False, WRITE_V=True,
+            BLOCK=1024)
+assert re.search(r"\bfma\.", ptx_of("lif_fwd", types, cons, fusion=True))
+opts = [(True, 0, False), (True, 1, False), (False, 2, True), (True, 0, True), (False, 1, True)]
+for surr, (leak, reset, detach) in zip(range(5), opts):
+    cons = dict(HAS_V0=True, HAS_GV=True, LEAK=leak, DECAY=True, RESET=reset, DETACH=detach,
+                SURR=surr, STRICT=surr == 2, NEED_GX=True, NEED_GV0=True, NEED_GK=leak,
+                H16=False, BLOCK=256)
+    ptx = ptx_of("lif_bwd", types, cons)
     # the H scratch is kept in L2 (evict_last) while x and the spike grads stream past
     assert "ld.global" in ptx and "L2::evict_last" in ptx and "L2::evict_first" in ptx
     if xdt in ("bf16", "fp16"):  # float16 Z scratch in the grad_x buffer
-        cons.update(HAS_V0=False, NEED_GV0=False, NEED_GK=False, H16=True)
-        ptx = ptx_of(triton_neuron._bwd_kernel, {**bwd_types, "h_ptr": "*fp16"}, cons)
+        cons.update(HAS_V0=False, NEED_GV0=False, NEED_GK=False, H16=True, STRICT=False)
+        ptx = ptx_of("lif_bwd", {**types, "h_ptr": "*fp16"}, cons)
         assert "ld.global" in ptx and "cvt.rn.f16.f32" in ptx
+# ALIF and CubaLIF: in float32 the forward for every reset and decay (no FMA; WRITE_STATE
+# adds the two state stores) and the backward for every surrogate with the resets
+# rotating; in the other dtypes one forward and one backward each (the dtype plumbing)
+full = xdt == "fp32"
+for kind in ("alif", "cubalif"):
+    fwd_cases = list(itertools.product((True, False), (0, 1, 2))) if full else [(True, 1)]
+    for decay, reset in fwd_cases:
+        cons = dict(HAS_S0=True, DECAY=decay, RESET=reset, STRICT=not decay,
+                    WRITE_STATE=True, BLOCK=1024)
+        ptx = ptx_of(kind + "_fwd", types, cons)
+        assert not re.search(r"\bfma\.", ptx), (kind, cons)
+    if full:
+        n_write = len(re.findall(r"\bst\.global", ptx))
+        ptx = ptx_of(kind + "_fwd", types, {**cons, "WRITE_STATE": False})
+        assert len(re.findall(r"\bst\.global", ptx)) < n_write, kind
+    gstate = ("HAS_GV", "HAS_GA") if kind == "alif" else ("HAS_GI", "HAS_GV")
+    for surr in range(5) if full else (1,):
+        cons = dict(HAS_S0=surr % 2 == 0, DECAY=surr != 3, RESET=surr % 3,
+                    DETACH=surr in (1, 4), SURR=surr, STRICT=surr == 2, NEED_GX=True,
+                    NEED_GS0=surr % 2 == 0, BLOCK=256, **{g: True for g in gstate})
+        ptx = ptx_of(kind + "_bwd", types, cons)
+        assert "L2::evict_last" in ptx and "L2::evict_first" in ptx, (kind, cons)
 print("ok")
 """
 
@@ -226,10 +252,10 @@ print("ok")
 @pytest.mark.parametrize("xdt,cdt", [("fp32", "fp32"), ("bf16", "fp32"), ("fp16", "fp32"),
                                      ("fp64", "fp64")])
 def test_kernels_compile_for_a_gpu_without_fma_in_the_forward(xdt, cdt):
-    """What the interpreter checked must also compile for CUDA: the forward for every
-    option, the backward for every surrogate, down to a cubin (ptxas runs). The forward
-    PTX has no fused multiply-add (it would change spikes against the reference), while
-    the same kernel compiled with fusion allowed does."""
+    """What the interpreter checked must also compile for CUDA: the forward of every kind
+    for every option, the backward for every surrogate, down to a cubin (ptxas runs).
+    The forward PTX has no fused multiply-add (it would change spikes against the
+    reference), while the same kernel compiled with fusion allowed does."""
     import subprocess
     import sys
 
@@ -251,16 +277,19 @@ def test_autotuner_is_built_with_valid_keys_for_the_gpu(monkeypatch):
     needed: nothing is launched)."""
     from triton.runtime.autotuner import Autotuner
 
-    assert triton_neuron.tuned_kernels() is None  # the interpreter uses fixed blocks
-    monkeypatch.setattr(triton_neuron, "_interpret", lambda: False)
-    monkeypatch.setattr(triton_neuron, "_TUNED", {})
-    monkeypatch.setattr(triton_neuron, "_KERNELS", {})
-    fwd, bwd = triton_neuron.tuned_kernels()
-    assert isinstance(fwd, Autotuner) and isinstance(bwd, Autotuner)
-    assert fwd.keys == ["T", "N"] and bwd.reset_to_zero == ["gk_ptr"]
-    assert len(bwd.configs) == len(triton_neuron._BWD_CONFIGS) > 1
+    assert triton_jit.tuned("lif_fwd") is None  # the interpreter uses fixed blocks
+    monkeypatch.setattr(triton_jit, "interpret", lambda: False)
+    monkeypatch.setattr(triton_jit, "_TUNED", {})
+    monkeypatch.setattr(triton_jit, "_KERNELS", {})
+    for name in triton_jit.kernels():
+        kern = triton_jit.tuned(name)
+        assert isinstance(kern, Autotuner) and kern.keys == ["T", "N"], name
+        configs = triton_jit.BWD_CONFIGS if name.endswith("_bwd") else triton_jit.FWD_CONFIGS
+        assert len(kern.configs) == len(configs) > 1
+    assert triton_jit.tuned("lif_bwd").reset_to_zero == ["gk_ptr"]
+    assert not triton_jit.tuned("alif_bwd").reset_to_zero
     monkeypatch.setattr(triton_neuron, "AUTOTUNE", False)
-    assert triton_neuron.tuned_kernels() is None
+    assert triton_jit.tuned("lif_fwd") is None
 
 
 def test_failed_tuning_falls_back_to_fixed_blocks(monkeypatch):
@@ -270,7 +299,7 @@ def test_failed_tuning_falls_back_to_fixed_blocks(monkeypatch):
     class TunedForward:  # stands in for a working autotuner: one config, the grid lambda
         def __getitem__(self, grid):
             def launch(*args, **kwargs):
-                kern = triton_neuron.kernels()[0]
+                kern = triton_jit.kernels()["lif_fwd"]
                 kern[grid({"BLOCK": 64})](*args, **kwargs, BLOCK=64, num_warps=4)
 
             return launch
@@ -284,12 +313,12 @@ def test_failed_tuning_falls_back_to_fixed_blocks(monkeypatch):
             return launch
 
     state = {}
-    monkeypatch.setattr(triton_neuron, "_TUNED", state)
-    monkeypatch.setattr(triton_neuron, "tuned_kernels",
-                        lambda: None if state.get("failed") else (TunedForward(), BrokenBackward()))
+    monkeypatch.setattr(triton_jit, "_TUNED", state)
+    monkeypatch.setattr(triton_jit, "tuned", lambda name: None if state.get("failed") else (
+        TunedForward() if name == "lif_fwd" else BrokenBackward()))
     spec = make_spec("lif", "soft", False, True, "atan")
     x = random_input((5, 300), torch.float32)
     with pytest.warns(RuntimeWarning, match="autotuning failed"):
         check_against_reference("triton", x, None, torch.tensor(0.2), spec)
-    assert "no GPU" in triton_neuron.tuned_configs()["failed"]
+    assert "no GPU" in triton_jit.tuned_configs()["failed"]
     check_against_reference("triton", x, None, torch.tensor(0.2), spec)  # no more tuning

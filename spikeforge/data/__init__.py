@@ -1,6 +1,7 @@
 """Datasets (embedded defaults, neuromorphic sets), transforms and the dataset registry."""
 
 from spikeforge.data import (
+    cifar,  # noqa: F401
     embedded,  # noqa: F401  (registers the embedded datasets)
     neuromorphic,  # noqa: F401
     nmnist_sim,  # noqa: F401

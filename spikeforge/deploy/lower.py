@@ -29,6 +29,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from spikeforge.errors import SpikeforgeError
 from spikeforge.layers import Flatten, TimeDistributed
 from spikeforge.neurons import SpikingNeuron
 
@@ -50,7 +51,7 @@ POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d)
 RESET_CODES = {"hard": 0, "soft": 1, "none": 2}
 
 
-class DeploymentError(ValueError):
+class DeploymentError(SpikeforgeError, ValueError):
     """The model cannot be deployed event-driven; the message names the layer."""
 
 
@@ -181,7 +182,8 @@ def _unwrap(m: nn.Module) -> nn.Module:
 
 
 def neuron_layer(name: str, m: SpikingNeuron) -> NeuronLayer:
-    """The parameters of a spikeforge IF/LIF/PLIF module, or a named error."""
+    """The parameters of a spikeforge IF/LIF/PLIF module, or a named error for a type or
+    option the event-driven update does not implement."""
     spec = m.spec
     kind = getattr(spec, "kind", "lif")
     if kind not in ("if", "lif"):
@@ -189,7 +191,16 @@ def neuron_layer(name: str, m: SpikingNeuron) -> NeuronLayer:
             f"layer {name!r} is a {type(m).__name__} (kind {kind!r}); event-driven "
             "deployment runs IF and LIF neurons"
         )
-    k = 0.0 if kind == "if" else float(m.leak())
+    unsupported = [
+        opt for opt in ("reset_delay", "fire_strict") if getattr(spec, opt, False)
+    ] + (["learn_threshold"] if getattr(m, "threshold", None) is not None else [])
+    if unsupported:
+        raise DeploymentError(
+            f"layer {name!r} ({type(m).__name__}) uses {', '.join(unsupported)}, which the "
+            "event-driven update does not implement"
+        )
+    params = m.params()
+    k = 0.0 if kind == "if" else float(params[0])
     return NeuronLayer(
         name=name,
         k=k,

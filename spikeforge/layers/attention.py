@@ -21,7 +21,9 @@ class _SharedMLP(nn.Module):
 
     def __init__(self, n: int, reduction: int) -> None:
         super().__init__()
-        hidden = max(1, n // reduction)
+        # at least min(n, 4) units: a one-unit ReLU bottleneck can start dead and
+        # then never learn (seen with T = 3, r = 4)
+        hidden = max(n // reduction, min(n, 4))
         self.net = nn.Sequential(
             nn.Linear(n, hidden, bias=False), nn.ReLU(), nn.Linear(hidden, n, bias=False)
         )
@@ -50,10 +52,11 @@ class MultiDimensionalAttention(nn.Module):
     Following the authors' code (``MA-SNN/MA-SNN``, also SpikingJelly's
     ``MultiDimensionalAttention``) the channel and spatial weights are pooled
     over all steps and shared across time, and a ReLU ends the block. Two
-    differences: we take ``r = n // reduction`` at least 1 (so ``T = 4`` with
-    ``reduction_t = 16`` is allowed: a one-unit bottleneck) instead of
-    asserting ``T >= reduction``; and dimensions can be switched off by name
-    (``dims=("temporal", "channel")``), as the paper's TA/CA/SA ablations do.
+    differences: the bottleneck has ``max(n // r, min(n, 4))`` units (so
+    ``T = 4`` with ``reduction_t = 16`` is allowed) instead of asserting
+    ``T >= reduction``, since a one-unit ReLU bottleneck can start dead; and
+    dimensions can be switched off by name (``dims=("temporal", "channel")``),
+    as the paper's TA/CA/SA ablations do.
 
     Args:
         T: time steps the layer is built for (the temporal MLP's width).
@@ -135,7 +138,9 @@ class TemporalChannelJointAttention(nn.Module):
     ``src/layers.py``) both convs are bias-free with ``padding='same'``; the
     authors name the kernels the other way round (their ``kernel_size_t`` is
     the kernel of the conv over channels); we name each kernel after the axis
-    it slides along.
+    it slides along. Our default kernels are 3 and 3 (odd, so ``'same'``
+    padding is symmetric); the authors' defaults are 1 along time and 2 along
+    channels.
 
     Args:
         T: time steps (in/out channels of the channel-axis conv).

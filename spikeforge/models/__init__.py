@@ -4,6 +4,8 @@ Importing this package registers every model (``spikeforge models`` lists them).
 """
 
 from spikeforge.models import (  # noqa: F401  (registers the zoo)
+    ann,
+    converted,
     event_cnn,
     resnet,
     transformer,

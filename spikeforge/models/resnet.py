@@ -116,7 +116,10 @@ class ResNet19(nn.Module):
     """ResNet-19 of tdBN (Zheng et al., AAAI 2021, Table 1 for CIFAR): conv3x3-128,
     3 blocks of 128, 3 of 256 (stride 2), 2 of 512 (stride 2), global average
     pool, FC-256, SN, FC-classes; tdBN everywhere. The paper does not release
-    code; the block follows its Fig. 3 (see :class:`TdBNBlock`)."""
+    code; the block follows its Fig. 3 (see :class:`TdBNBlock`). One addition:
+    a tdBN between FC-256 and its neuron (TET's ``resnet19`` has none there):
+    without it the average-pooled spikes leave that neuron silent at
+    initialisation in thin versions, and a tiny ResNet-19 did not learn."""
 
     def __init__(self, input_shape, num_classes, cfg) -> None:
         super().__init__()
@@ -132,7 +135,8 @@ class ResNet19(nn.Module):
         hidden = scaled(256, cfg)
         self.head = nn.Sequential(
             TimeDistributed(nn.AdaptiveAvgPool2d(1)), Flatten(),
-            TimeDistributed(nn.Linear(c, hidden)), make_neuron(),
+            TimeDistributed(nn.Linear(c, hidden)),
+            ThresholdDependentBatchNorm(hidden, 1.0, v_th), make_neuron(),
             TimeDistributed(nn.Linear(hidden, num_classes)),
         )
 

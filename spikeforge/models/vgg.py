@@ -17,6 +17,7 @@ from spikeforge.layers import (
     Flatten,
     MultiDimensionalAttention,
     TemporalChannelJointAttention,
+    ThresholdDependentBatchNorm,
     TimeDistributed,
     build_norm,
 )
@@ -51,7 +52,12 @@ class SpikingVGG(nn.Module):
 
     ``layers``: ints are conv widths, ``"A"``/``"M"`` 2x2 average/max pools.
     ``attention(c)`` (optional) builds a layer put between a conv's norm and its
-    neuron (MA-SNN and TCJA act on the membrane input). The readout is one
+    neuron (MA-SNN and TCJA act on the membrane input). Their sigmoid gates
+    start near 0.5 each, which shrinks the membrane input below the threshold
+    and leaves a thin network silent at initialisation; ``attention_gain``
+    makes the norm before each attention a tdBN with ``alpha = attention_gain``
+    (the inverse of the gates' product at initialisation), so that the input
+    reaching the neuron has the threshold's scale, tdBN's own argument. The readout is one
     linear layer on the flattened map (TET's VGGSNN; VGG-11's three-layer
     ImageNet head is replaced by it for 32x32 inputs, as in CIFAR spiking VGGs).
     """
@@ -63,6 +69,7 @@ class SpikingVGG(nn.Module):
         cfg,
         layers: list,
         attention: Callable[[int], nn.Module] | None = None,
+        attention_gain: float = 1.0,
     ) -> None:
         super().__init__()
         c_in, h, w = input_shape
@@ -77,7 +84,10 @@ class SpikingVGG(nn.Module):
                 continue
             c = scaled(item, cfg)
             mods.append(TimeDistributed(nn.Conv2d(c_in, c, 3, padding=1, bias=norm == "none")))
-            mods.append(build_norm(norm, c, v_threshold=cfg.v_threshold))
+            if attention is not None and attention_gain != 1.0 and norm != "none":
+                mods.append(ThresholdDependentBatchNorm(c, attention_gain, cfg.v_threshold))
+            else:
+                mods.append(build_norm(norm, c, v_threshold=cfg.v_threshold))
             if attention is not None:
                 mods.append(attention(c))
             mods.append(make_neuron())
@@ -122,11 +132,14 @@ def vggsnn_ma(input_shape, num_classes, cfg):
     :class:`~spikeforge.layers.MultiDimensionalAttention` (temporal, channel,
     spatial) on each membrane input. The authors' DVS networks (``MA-SNN/MA-SNN``)
     are shallower 3-5 conv nets; we put the attention into TET's VGGSNN so the
-    two event-frame networks can be compared layer for layer."""
+    two event-frame networks can be compared layer for layer. The norm before
+    each attention is a tdBN with ``alpha = 8`` (see :class:`SpikingVGG`): with
+    plain BN a thin VGGSNN-MA does not spike at initialisation."""
     t = need_time_steps(cfg, "vggsnn_ma")
     return SpikingVGG(
         input_shape, num_classes, cfg, VGGSNN_CFG,
         attention=lambda c: MultiDimensionalAttention(t, c, reduction_t=4, reduction_c=16),
+        attention_gain=8.0,  # three gates of ~0.5 at initialisation
     )
 
 
@@ -144,6 +157,7 @@ def vggsnn_tcja(input_shape, num_classes, cfg):
     return SpikingVGG(
         input_shape, num_classes, cfg, VGGSNN_CFG,
         attention=lambda c: TemporalChannelJointAttention(t, c),
+        attention_gain=2.0,  # one gate of ~0.5 at initialisation
     )
 
 

@@ -89,7 +89,11 @@ class ModelConfig:
     ``tdbn`` (threshold-dependent BN) or ``none``, for ``default_cnn`` and the
     VGGs; ``width``: multiplies the zoo models' channel widths (1.0 = the
     papers'); ``connect``: SEW-ResNet's residual join (``add``, ``and``,
-    ``iand``, ``or``). ``spikeforge models`` lists the models."""
+    ``iand``, ``or``); ``nir``: for ``name: nir`` (a run written by ``spikeforge
+    import-nir``), ``{file, convention, dt, reset}`` of :func:`spikeforge.deploy.from_nir`.
+    ``spikeforge models`` lists the models. ANNs for conversion (``ann_cnn``,
+    ``ann_mlp``): ``activation`` (``relu`` or ``qcfs``) and ``qcfs_levels`` (QCFS's
+    L). A converted SNN has ``name: converted`` and ``ann``: the zoo ANN it came from."""
 
     name: str = "default_cnn"
     neuron: str = "lif"
@@ -107,9 +111,17 @@ class ModelConfig:
     norm: str = "bn"
     width: float = 1.0
     connect: str = "add"
+    nir: dict = field(default_factory=dict)
+    activation: str = "relu"
+    qcfs_levels: int = 8
+    ann: str | None = None
 
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        _choice(self.activation, ("relu", "qcfs"), f"{prefix}.activation")
+        _positive(self.qcfs_levels, f"{prefix}.qcfs_levels")
+        if self.name == "converted" and not self.ann:
+            raise ConfigError(f"{prefix}.ann must name the zoo ANN a converted model came from")
         # neuron, surrogate and backend are checked against their registries in
         # spikeforge.train.checks (called by RunConfig.validate).
         _bounded(self.tau, f"{prefix}.tau", low=1)
@@ -140,7 +152,7 @@ def _neuron_params(model: ModelConfig, key: str) -> dict:
     """``model.neuron_params`` checked against the registered type's constructor: known
     names, values of the annotated types, the type's own defaults filled in, and the
     type's own range checks (by building one neuron on the reference backend)."""
-    from spikeforge.functional.surrogate import SURROGATES, get_surrogate
+    from spikeforge.functional.surrogate import get_surrogate
     from spikeforge.neurons.base import (
         NEURONS,
         config_kwargs,
@@ -148,9 +160,9 @@ def _neuron_params(model: ModelConfig, key: str) -> dict:
         own_parameters,
     )
 
-    cls = NEURONS.get(model.neuron)
-    if cls is None:  # an unknown name is reported by train.checks, naming the choices
-        return dict(model.neuron_params)
+    if model.neuron not in NEURONS:
+        return dict(model.neuron_params)  # named by checks.check_registries
+    cls = NEURONS[model.neuron]
     types = neuron_parameter_types(cls)
     out = {}
     for name, value in model.neuron_params.items():
@@ -164,11 +176,12 @@ def _neuron_params(model: ModelConfig, key: str) -> dict:
     for name, p in own_parameters(cls).items():
         if p.default is not p.empty:
             out.setdefault(name, p.default)
-    if model.surrogate not in SURROGATES:  # reported by train.checks
-        return out
+    try:
+        surrogate = get_surrogate(model.surrogate, model.alpha)
+    except (ValueError, KeyError):
+        return out  # an unknown surrogate is named by checks.check_registries
     common = dict(tau=model.tau, v_threshold=model.v_threshold, v_reset=model.v_reset,
-                  detach_reset=model.detach_reset, backend="reference",
-                  surrogate=get_surrogate(model.surrogate, model.alpha))
+                  detach_reset=model.detach_reset, backend="reference", surrogate=surrogate)
     try:
         cls(**config_kwargs(cls, common, out))
     except (ValueError, TypeError) as e:
@@ -274,6 +287,34 @@ class TrainConfig:
 
 
 @dataclass
+class ConvertConfig:
+    """``convert:`` section, present in runs written by ``spikeforge convert``: how the
+    SNN was made from the ANN run ``source`` (see :mod:`spikeforge.convert`).
+    ``threshold``: ``percentile`` (``percentile`` % of the calibration
+    activations) or ``max``; ``calibration``: ``none``, ``light``, ``advanced`` or
+    ``advanced_bn``; ``calib_samples``: training samples used; ``time_steps``: the
+    T it was calibrated for; ``ann_test_accuracy``: the source ANN's."""
+
+    source: str | None = None
+    threshold: str = "percentile"
+    percentile: float = 99.9
+    calibration: str = "none"
+    calib_samples: int = 256
+    time_steps: int = 32
+    ann_test_accuracy: float | None = None
+
+    def validate(self, prefix: str) -> None:
+        """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
+        _choice(self.threshold, ("percentile", "max"), f"{prefix}.threshold")
+        _choice(self.calibration, ("none", "light", "advanced", "advanced_bn"),
+                f"{prefix}.calibration")
+        _positive(self.calib_samples, f"{prefix}.calib_samples")
+        _positive(self.time_steps, f"{prefix}.time_steps")
+        if not 0 < self.percentile <= 100:
+            raise ConfigError(f"{prefix}.percentile must be in (0, 100], got {self.percentile}")
+
+
+@dataclass
 class RunConfig:
     """Top level: ``seed``, ``epochs``, ``device`` (``cpu``, ``cuda``, ``auto``),
     ``threads`` (CPU threads; null = all cores), ``progress`` (show a bar)."""
@@ -288,6 +329,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    convert: ConvertConfig | None = None
 
     def validate(self, prefix: str = "") -> None:
         """Check every section; raise :class:`ConfigError` naming the first bad key."""

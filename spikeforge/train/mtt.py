@@ -147,6 +147,7 @@ class MixedTimeSteps:
         return steps * self.n_stages if sampler == "shared" else steps
 
     def close(self) -> None:
+        """Remove the pre-hooks: the model runs every module at its input's ``T`` again."""
         for h in self._hooks:
             h.remove()
         self._hooks = []
