@@ -159,6 +159,10 @@ class SpikingNeuron(nn.Module):
         """The step's parameter tuple (kernel order, :data:`spikeforge.ops.spec.PARAM_NAMES`)."""
         return ()
 
+    def leak(self):
+        """The membrane leak factor ``k`` of the charge equation (1 for IF, no leak)."""
+        return 1.0
+
     # --- the shared machinery -------------------------------------------------------
     @property
     def v_threshold(self) -> float:

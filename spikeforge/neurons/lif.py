@@ -81,7 +81,10 @@ class LIF(SpikingNeuron):
         self._check_backend()
 
     def params(self) -> tuple:
-        return (1.0 / self.tau,)
+        return (self.leak(),)
+
+    def leak(self):
+        return 1.0 / self.tau
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, " + super().extra_repr()
@@ -120,7 +123,10 @@ class PLIF(SpikingNeuron):
         self._check_backend()
 
     def params(self) -> tuple:
-        return (torch.sigmoid(self.w),)
+        return (self.leak(),)
+
+    def leak(self):
+        return torch.sigmoid(self.w)
 
     @property
     def tau(self) -> float:
