@@ -62,6 +62,13 @@ if unavailable_reason("triton", torch.device("cpu")) is not None:
     NO_DEVICE.append((["model.backend=triton"], ["model.backend=triton", "reference"]))
 
 
+@pytest.fixture(autouse=True)
+def _no_triton_interpreter(monkeypatch):
+    """The Triton tests set TRITON_INTERPRET=1 when they are collected; here it would make
+    backend=triton available on the CPU (and train through the interpreter)."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+
+
 @pytest.mark.parametrize("command", ["train", "config"])
 @pytest.mark.parametrize("args, needles", CONFIG_MISTAKES + NO_DEVICE)
 def test_config_mistakes_are_one_line_errors(finished, capsys, command, args, needles):
