@@ -385,6 +385,7 @@ def _exec_torchrun(args) -> int:
 
 
 def _models(args) -> int:
+    import spikeforge.deploy  # noqa: F401  (registers model "nir": runs of import-nir)
     from spikeforge.models import MODEL_INFO, MODELS, build_model
     from spikeforge.train.config import ModelConfig
 
@@ -392,10 +393,13 @@ def _models(args) -> int:
     print(f"{'name':18s} {'parameters':>11s}  example input  takes")
     for name in MODELS:
         info = MODEL_INFO[name]
-        model = build_model(name, info.example_shape, 10, cfg, time_steps=4)
-        n = sum(p.numel() for p in model.parameters())
         shape = "x".join(str(d) for d in info.example_shape)
-        print(f"{name:18s} {n:11,d}  {shape:13s}  {info.input}")
+        try:
+            model = build_model(name, info.example_shape, 10, cfg, time_steps=4)
+            n = f"{sum(p.numel() for p in model.parameters()):,d}"
+        except Exception:  # built from a file (nir) or another run (converted)
+            n, shape = "-", "-"
+        print(f"{name:18s} {n:>11s}  {shape:13s}  {info.input}")
     return 0
 
 

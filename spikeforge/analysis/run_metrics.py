@@ -8,6 +8,7 @@ imports ``spikeforge.analysis`` get them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from spikeforge.analysis.profile import EnergyModel, profile_model
@@ -41,7 +42,11 @@ def final_metrics(trainer, result=None, energy: EnergyModel | None = None) -> di
     if not any(isinstance(m, SpikingNeuron) for m in trainer.model.modules()):
         return {}
     try:
-        p = profile_model(trainer.model, profile_batches(trainer, FINAL_SAMPLES), energy).to_dict()
+        # profiled as it runs: under train.precision's autocast
+        with trainer.autocast() if hasattr(trainer, "autocast") else contextlib.nullcontext():
+            p = profile_model(
+                trainer.model, profile_batches(trainer, FINAL_SAMPLES), energy
+            ).to_dict()
     except Exception as e:  # a finished training run must still write its metrics
         log.warning("spike / SOP / energy statistics failed: %s: %s", type(e).__name__, e)
         return {"analysis_error": f"{type(e).__name__}: {e}"}

@@ -16,10 +16,10 @@ from safetensors.torch import save_file
 from spikeforge.deploy.graph import NIRGraphError
 from spikeforge.deploy.nir_export import NIRExportWarning, export_nir
 from spikeforge.deploy.nir_import import from_nir
-from spikeforge.models.zoo import register_model
+from spikeforge.models.zoo import ModelInfo, register_model
 
 
-@register_model("nir")
+@register_model("nir", ModelInfo(input="that of its NIR file (spikeforge import-nir)"))
 def nir_model(input_shape, num_classes, cfg):
     """The network of the NIR file ``cfg.nir["file"]`` (``model.nir`` in the config), read
     with ``convention``, ``dt`` and ``reset`` from the same mapping; checked against the
