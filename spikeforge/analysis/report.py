@@ -23,7 +23,7 @@ from spikeforge.analysis.monitor import SpikeMonitor, spiking_layer_names
 from spikeforge.analysis.profile import EnergyModel, Profile, profile_model
 from spikeforge.analysis.run_metrics import profile_batches
 from spikeforge.errors import RunDirError
-from spikeforge.train.checkpoint import atomic_write_bytes, atomic_write_text
+from spikeforge.io import atomic_write_bytes, atomic_write_text
 from spikeforge.train.engine import load_trained
 
 MEMBRANE_NEURONS = 3

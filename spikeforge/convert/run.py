@@ -17,8 +17,8 @@ import os
 import torch
 
 from spikeforge.convert.api import convert
+from spikeforge.io import atomic_write_text
 from spikeforge.models.ann import ANN_MODELS
-from spikeforge.train.checkpoint import atomic_write_text
 from spikeforge.train.config import (
     ConfigError,
     ConvertConfig,
