@@ -5,8 +5,8 @@ Each round evicts the caches with a copy of 128 MB, reads the input once (as the
 before would leave it cached), then times ``forward`` plus ``spikes.sum()`` (the layer
 after), once with ordinary and once with streaming stores, interleaved. Streaming skips
 the read a normal store makes of each line, but leaves the output out of the cache for
-the reader; the size where the ratio crosses 1 is what
-``spikeforge.ops.cpu.host.stream_min_bytes`` should return on this machine.
+the reader; the size where the ratio crosses 1 (if it does) is the value to give
+``SPIKEFORGE_STREAM_MIN_MB`` on this machine (the kernels never stream by default).
 
     python benchmarks/stream_threshold.py      # -> results/stream_threshold_cpu.json
 """
@@ -65,12 +65,12 @@ def main(argv=None) -> dict:
                       flush=True)
     finally:
         host.STREAM_MIN_BYTES = saved
-    l3 = host._l3_bytes()
+    crossing = next((r["output_MB"] for r in rows if r["dtype"] == "float32"
+                     and r["stream_over_ordinary"] < 1.0), None)
     result = dict(
         benchmark="LIF forward + sum of spikes, ordinary vs non-temporal stores",
         T=args.T, rounds=args.rounds, threads=torch.get_num_threads(),
-        l3_bytes_reported=l3,
-        stream_min_bytes=host.stream_min_bytes(l3),
+        suggested_stream_min_mb=crossing,
         device=device_name("cpu"), torch=torch.__version__,
         load_average=os.getloadavg(), rows=rows,
     )

@@ -163,43 +163,20 @@ def _pick(T: int, N: int) -> tuple[bool, int]:
     return True, nthreads
 
 
-def _l3_bytes() -> int:
-    """The last-level cache size from sysfs (Linux), else 32 MiB."""
-    try:
-        with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as f:
-            text = f.read().strip().upper()
-        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-        return int(text.rstrip("KMG")) * scale
-    except (OSError, ValueError):
-        return 32 << 20
-
-
-# A cap on the streaming threshold: sysfs reports the whole socket's L3, and a
-# small VM on a large socket shares it with many neighbours (our 2-core Xeon VMs
-# report 480 MiB, so half the L3 would never stream at all).
-STREAM_CAP_BYTES = 32 << 20
-
-
-def stream_min_bytes(l3_bytes: int) -> int:
-    """The output size from which the kernels use non-temporal stores on a machine whose
-    last-level cache is ``l3_bytes``: half of it, at most :data:`STREAM_CAP_BYTES`.
-
-    Half the L3 is where the op's own input and output no longer fit in it together;
-    below that, ordinary stores keep the output cached for the layer that reads it next
-    (measurements: benchmarks/README.md, "CPU kernel design notes").
-    """
-    return min(max(l3_bytes, 0) // 2, STREAM_CAP_BYTES)
-
-
 # Outputs of at least this many bytes are written with non-temporal stores (see
-# :func:`~spikeforge.ops.cpu.intrinsics._stream_store` and :func:`stream_min_bytes`).
-# ``SPIKEFORGE_STREAM_MIN_MB`` overrides it (0 streams every aligned output, a negative
-# value none).
-STREAM_MIN_BYTES = (
-    int(float(os.environ["SPIKEFORGE_STREAM_MIN_MB"]) * (1 << 20))
-    if os.environ.get("SPIKEFORGE_STREAM_MIN_MB")
-    else stream_min_bytes(_l3_bytes())
-)
+# :func:`~spikeforge.ops.cpu.intrinsics._stream_store`); ``SPIKEFORGE_STREAM_MIN_MB``
+# sets it (0 streams every aligned output). Off by default: on a 2-core AMD EPYC VM
+# streaming made LIF forward+backward at T = 16-32, N = 1M about 4x slower, and where it
+# helped (a Xeon VM, outputs of 64 MB and more) it saved 6-15% (benchmarks/README.md,
+# "CPU kernel design notes"; ``benchmarks/stream_threshold.py`` finds a machine's value).
+def stream_min_bytes_from_env(environ=os.environ) -> int:
+    """``SPIKEFORGE_STREAM_MIN_MB`` in bytes (0: stream every aligned output), or -1
+    (never stream) when it is unset or empty."""
+    text = environ.get("SPIKEFORGE_STREAM_MIN_MB", "").strip()
+    return int(float(text) * (1 << 20)) if text else -1
+
+
+STREAM_MIN_BYTES = stream_min_bytes_from_env()
 
 
 def _stream_bytes(T: int, N: int, itemsize: int) -> int:
