@@ -5,9 +5,13 @@ The same bias-free IF network (``event_cnn``, reset by subtraction as event-driv
 chips use) is trained (a) at a fixed T and (b) with MTT, then each is evaluated
 clock-driven at T in {1, 2, 4, 8, 16} (frames re-binned from the events at each T)
 and fully event-driven (no clock, ``spikeforge simulate --event-driven``) on the
-1,000 test digits. Writes ``benchmarks/results/mtt_nmnist_sim.json``::
+1,000 test digits. Each network is also run on the exact clock-driven grid at
+the finer ``--fine-T`` steps (``simulate --mode grid``): fully event-driven
+execution is the limit of ever finer steps, and these rows show where each
+network meets it. Writes ``benchmarks/results/mtt_nmnist_sim.json``::
 
     python benchmarks/mtt_nmnist_sim.py [--epochs 4] [--mtt-steps 1,2,4,8,16] [--samples 1]
+        [--sampler independent] [--cut-points features.2] [--fine-T 32,64]
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ COMMON = [
 EVAL_T = [1, 2, 4, 8, 16]
 
 
-def run(name: str, overrides: list[str], epochs: int, out_dir: str, reuse: bool) -> dict:
+def run(name: str, overrides: list[str], epochs: int, out_dir: str, reuse: bool,
+        fine_t: list[int]) -> dict:
     run_dir = os.path.join(out_dir, name)
     cfg = load_config(None, ["data.name=nmnist-sim", f"epochs={epochs}", *COMMON, *overrides])
     done = os.path.join(run_dir, "metrics.json")
@@ -49,6 +54,8 @@ def run(name: str, overrides: list[str], epochs: int, out_dir: str, reuse: bool)
     train_s = metrics.get("seconds", time.perf_counter() - t0)
     clock = evaluate_time_steps(run_dir, EVAL_T)
     events = simulate_run(run_dir, mode="events")
+    fine = [{"time_steps": t, "accuracy": simulate_run(run_dir, mode="grid", time_steps=t)[
+        "accuracy"]} for t in fine_t]
     accs = [r["accuracy"] for r in clock]
     return {
         "overrides": overrides,
@@ -58,6 +65,7 @@ def run(name: str, overrides: list[str], epochs: int, out_dir: str, reuse: bool)
         "clock_driven_best": max(accs),
         "clock_driven_spread": max(accs) - min(accs),
         "clock_driven_stdev": statistics.pstdev(accs),
+        "clock_driven_fine_grid": fine,
         "event_driven": events,
     }
 
@@ -70,24 +78,31 @@ def main() -> None:
     p.add_argument("--mtt-steps", default="1,2,4,8,16",
                    help="the set MTT draws each stage's T from; the frames are built at its max")
     p.add_argument("--samples", type=int, default=1, help="MTT configurations per iteration")
+    p.add_argument("--sampler", default="independent", help="train.mtt.sampler")
+    p.add_argument("--cut-points", default="features.2", help="train.mtt.cut_points, commas")
+    p.add_argument("--fine-T", default="32,64",
+                   help="finer steps run on the exact clock-driven grid (empty: none)")
     p.add_argument("--out", default="benchmarks/results/mtt_nmnist_sim.json")
     p.add_argument("--reuse", action="store_true", help="keep finished runs in --out-dir")
     a = p.parse_args()
     torch.set_num_threads(2)
-    fixed = run("fixed", [f"data.time_steps={a.fixed_T}"], a.epochs, a.out_dir, a.reuse)
+    fine_t = [int(t) for t in a.fine_T.split(",") if t]
+    fixed = run("fixed", [f"data.time_steps={a.fixed_T}"], a.epochs, a.out_dir, a.reuse, fine_t)
     steps = [int(t) for t in a.mtt_steps.split(",")]
     mtt = run(
         "mtt",
         [
             f"data.time_steps={max(steps)}",
             "train.mtt.enabled=true",
-            "train.mtt.cut_points=[features.2]",
+            f"train.mtt.cut_points=[{a.cut_points}]",
             f"train.mtt.time_steps=[{','.join(map(str, steps))}]",
             f"train.mtt.samples={a.samples}",
+            f"train.mtt.sampler={a.sampler}",
         ],
         a.epochs,
         a.out_dir,
         a.reuse,
+        fine_t,
     )
     ed_mtt = mtt["event_driven"]["accuracy"]
     checks = {
@@ -98,7 +113,8 @@ def main() -> None:
     }
     out = {
         "command": f"python benchmarks/mtt_nmnist_sim.py --epochs {a.epochs} --fixed-T "
-        f"{a.fixed_T} --mtt-steps {a.mtt_steps} --samples {a.samples}",
+        f"{a.fixed_T} --mtt-steps {a.mtt_steps} --samples {a.samples} --sampler {a.sampler} "
+        f"--cut-points {a.cut_points} --fine-T {a.fine_T}",
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
@@ -114,7 +130,10 @@ def main() -> None:
     print(json.dumps({"checks": checks, "fixed_event": fixed["event_driven"]["accuracy"],
                       "mtt_event": ed_mtt,
                       "fixed_clock": [r["accuracy"] for r in fixed["clock_driven"]],
-                      "mtt_clock": [r["accuracy"] for r in mtt["clock_driven"]]}, indent=1))
+                      "mtt_clock": [r["accuracy"] for r in mtt["clock_driven"]],
+                      "fixed_fine": [r["accuracy"] for r in fixed["clock_driven_fine_grid"]],
+                      "mtt_fine": [r["accuracy"] for r in mtt["clock_driven_fine_grid"]]},
+                     indent=1))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,22 @@ def test_mtt_runs_stages_at_sampled_time_steps(tmp_path):
         MixedTimeSteps(tr.model, ["net.9"])
 
 
+def test_samplers_draw_from_the_set():
+    model = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Identity(), torch.nn.Identity())
+    mtt = MixedTimeSteps(model, ["1", "2"])
+    gen = torch.Generator().manual_seed(0)
+    draws = {s: [mtt.sample([1, 2, 8], s, gen) for _ in range(200)]
+             for s in ("independent", "shared", "input_max")}
+    assert all(len(d) == 3 and set(d) <= {1, 2, 8} for ds in draws.values() for d in ds)
+    assert all(len(set(d)) == 1 for d in draws["shared"])
+    # the authors' event-driven sampler: stage 0 at the input's (largest) T, the rest drawn
+    assert all(d[0] == 8 for d in draws["input_max"])
+    assert {d[k] for d in draws["input_max"] for k in (1, 2)} == {1, 2, 8}
+    assert len({tuple(d) for d in draws["independent"]}) > 20  # stages drawn independently
+    with pytest.raises(ValueError, match="mtt.sampler"):
+        mtt.sample([1, 2], "nope", gen)
+
+
 def test_eval_across_time_steps_cli(tmp_path, capsys):
     run = tmp_path / "r"
     assert main(["train", "--quiet", "--out", str(run), "--dataset", "digits8x8",

@@ -250,7 +250,8 @@ class MTTConfig:
     ``named_modules``; stage 0 starts at the input); ``time_steps``: the set each
     stage's ``T`` is drawn from; ``samples``: temporal configurations per iteration
     (their losses are summed); ``sampler``: ``independent`` (each stage its own
-    ``T``) or ``shared`` (one ``T`` for all stages)."""
+    ``T``), ``shared`` (one ``T`` for all stages) or ``input_max`` (stage 0 at the
+    largest ``T``, the others each their own: the authors' event-driven sampler)."""
 
     enabled: bool = False
     cut_points: list[str] = field(default_factory=list)
@@ -261,7 +262,7 @@ class MTTConfig:
     def validate(self, prefix: str) -> None:
         """Raise :class:`ConfigError` naming ``prefix.key`` for a value out of range."""
         _positive(self.samples, f"{prefix}.samples")
-        _choice(self.sampler, ("independent", "shared"), f"{prefix}.sampler")
+        _choice(self.sampler, ("independent", "shared", "input_max"), f"{prefix}.sampler")
         if not self.time_steps or any(t < 1 for t in self.time_steps):
             raise ConfigError(f"{prefix}.time_steps must be a non-empty list of ints >= 1")
 

@@ -23,10 +23,14 @@ temporal_flexibility_in_SNN``, ``train-time-stepped/models.py`` and
   of each residual block); here any module of any model is a cut point, named in
   the config (``mtt.cut_points``), and the table is applied by a forward
   pre-hook, so no model code changes;
-- their sampler draws each stage's ``T`` uniformly from ``[min_T, max_T]`` (or
-  multiples of a factor); ours draws from an explicit set (``mtt.time_steps``),
-  independently per stage (``sampler: independent``) or one ``T`` for all stages
-  (``sampler: shared``);
+- their time-stepped sampler (``train-time-stepped/utils.py``) draws each
+  stage's ``T`` uniformly from ``[min_T, max_T]`` (or multiples of a factor);
+  their event-driven one (``train-event-driven/utils.py``, ``UniformTimeSampler``)
+  keeps the first stage at the input's ``T`` and draws only the later stages
+  from ``[1, T]``. Ours draws from an explicit set (``mtt.time_steps``):
+  independently per stage (``sampler: independent``), one ``T`` for all stages
+  (``sampler: shared``), or the first stage at the set's largest ``T`` and the
+  others independently (``sampler: input_max``, their event-driven sampler);
 - static inputs are encoded directly at the first stage's ``T`` (as they repeat
   the image ``in_T`` times); event frames, built at ``data.time_steps``, pass
   through the table into the first stage;
@@ -39,7 +43,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-SAMPLERS = ("independent", "shared")
+SAMPLERS = ("independent", "shared", "input_max")
 
 
 def communication_table(t_in: int, t_out: int) -> list[list[int]]:
@@ -138,12 +142,15 @@ class MixedTimeSteps:
 
     def sample(self, choices: list[int], sampler: str, generator: torch.Generator) -> list[int]:
         """Draw one temporal configuration: each stage's ``T`` uniformly from
-        ``choices`` (``independent``), or one ``T`` for every stage (``shared``)."""
+        ``choices`` (``independent``), one ``T`` for every stage (``shared``), or
+        stage 0 at ``max(choices)`` and the later stages uniformly (``input_max``)."""
         if sampler not in SAMPLERS:
             raise ValueError(f"mtt.sampler must be one of {SAMPLERS}, got {sampler!r}")
         n = 1 if sampler == "shared" else self.n_stages
         idx = torch.randint(len(choices), (n,), generator=generator).tolist()
         steps = [int(choices[i]) for i in idx]
+        if sampler == "input_max":
+            steps[0] = max(int(c) for c in choices)
         return steps * self.n_stages if sampler == "shared" else steps
 
     def close(self) -> None:
