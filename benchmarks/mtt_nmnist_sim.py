@@ -31,7 +31,6 @@ from spikeforge.train.evaluate import evaluate_time_steps
 
 COMMON = [
     "model.name=event_cnn",
-    "model.neuron=if",
     "model.v_reset=null",
     "model.channels=[16,32]",
     "data.batch_size=64",
@@ -41,9 +40,9 @@ EVAL_T = [1, 2, 4, 8, 16]
 
 
 def run(name: str, overrides: list[str], epochs: int, out_dir: str, reuse: bool,
-        fine_t: list[int]) -> dict:
+        fine_t: list[int], common: list[str]) -> dict:
     run_dir = os.path.join(out_dir, name)
-    cfg = load_config(None, ["data.name=nmnist-sim", f"epochs={epochs}", *COMMON, *overrides])
+    cfg = load_config(None, ["data.name=nmnist-sim", f"epochs={epochs}", *common, *overrides])
     done = os.path.join(run_dir, "metrics.json")
     t0 = time.perf_counter()
     if reuse and os.path.exists(done):
@@ -80,6 +79,10 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=1, help="MTT configurations per iteration")
     p.add_argument("--sampler", default="independent", help="train.mtt.sampler")
     p.add_argument("--cut-points", default="features.2", help="train.mtt.cut_points, commas")
+    p.add_argument("--neuron", default="if", choices=["if", "if_multi"],
+                   help="IF with reset by subtraction firing one spike per step at most (if) "
+                   "or floor(H / V_th) spikes (if_multi, the event-driven chips' neuron)")
+    p.add_argument("--loss", default="tet", help="loss.name of both arms")
     p.add_argument("--fine-T", default="32,64",
                    help="finer steps run on the exact clock-driven grid (empty: none)")
     p.add_argument("--out", default="benchmarks/results/mtt_nmnist_sim.json")
@@ -87,7 +90,9 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(2)
     fine_t = [int(t) for t in a.fine_T.split(",") if t]
-    fixed = run("fixed", [f"data.time_steps={a.fixed_T}"], a.epochs, a.out_dir, a.reuse, fine_t)
+    common = [*COMMON, f"model.neuron={a.neuron}", f"loss.name={a.loss}"]
+    fixed = run("fixed", [f"data.time_steps={a.fixed_T}"], a.epochs, a.out_dir, a.reuse, fine_t,
+                common)
     steps = [int(t) for t in a.mtt_steps.split(",")]
     mtt = run(
         "mtt",
@@ -103,6 +108,7 @@ def main() -> None:
         a.out_dir,
         a.reuse,
         fine_t,
+        common,
     )
     ed_mtt = mtt["event_driven"]["accuracy"]
     checks = {
@@ -114,12 +120,13 @@ def main() -> None:
     out = {
         "command": f"python benchmarks/mtt_nmnist_sim.py --epochs {a.epochs} --fixed-T "
         f"{a.fixed_T} --mtt-steps {a.mtt_steps} --samples {a.samples} --sampler {a.sampler} "
-        f"--cut-points {a.cut_points} --fine-T {a.fine_T}",
+        f"--cut-points {a.cut_points} --fine-T {a.fine_T} --neuron {a.neuron} --loss {a.loss}",
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
-        "network": "event_cnn [16, 32], IF, reset by subtraction, no bias, TET loss, "
-        "Adam 5e-3 cosine, batch 64",
+        "network": f"event_cnn [16, 32], {a.neuron} (IF, reset by subtraction"
+        f"{', floor(H/V_th) spikes per step' if a.neuron == 'if_multi' else ''}), no bias, "
+        f"{a.loss} loss, Adam 5e-3 cosine, batch 64",
         "fixed": fixed,
         "mtt": mtt,
         "checks": checks,

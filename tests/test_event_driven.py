@@ -10,7 +10,7 @@ from torch import nn
 from spikeforge.deploy import DeploymentError, lower_model
 from spikeforge.deploy.event_driven import EventDrivenSimulator
 from spikeforge.layers import Flatten, TimeDistributed
-from spikeforge.neurons import IF, LIF
+from spikeforge.neurons import IF, LIF, MultiSpikeIF
 
 
 def _neuron(kind: str, reset: str, rng: np.random.Generator) -> nn.Module:
@@ -18,6 +18,8 @@ def _neuron(kind: str, reset: str, rng: np.random.Generator) -> nn.Module:
     th = float(rng.uniform(0.3, 1.0))
     if kind == "if":
         return IF(v_threshold=th, v_reset=v_reset, backend="reference")
+    if kind == "if_multi":
+        return MultiSpikeIF(v_threshold=th, backend="reference")
     return LIF(tau=float(rng.uniform(1.5, 4.0)), v_threshold=th, v_reset=v_reset,
                decay_input=bool(rng.integers(2)), backend="reference")
 
@@ -46,8 +48,8 @@ def _random_network(seed: int, kind: str, reset: str, conv: bool, bias: bool):
     return model, shape
 
 
-@pytest.mark.parametrize("kind", ["if", "lif"])
-@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize(("kind", "reset"), [("if", "hard"), ("if", "soft"), ("lif", "hard"),
+                                             ("lif", "soft"), ("if_multi", "soft")])
 def test_grid_mode_reproduces_clock_driven_spikes(kind, reset):
     for seed in range(10):
         conv, bias = seed % 2 == 0, seed % 3 == 0
@@ -68,7 +70,34 @@ def test_grid_mode_reproduces_clock_driven_spikes(kind, reset):
                     idx.append(i)
         sim = EventDrivenSimulator(net, mode="grid")
         res = sim.run_sample(np.array(steps), np.array(idx), n_steps=t_steps)
-        np.testing.assert_array_equal(res.raster, ref.astype(np.int8), err_msg=f"seed {seed}")
+        np.testing.assert_array_equal(res.raster, np.minimum(ref, 127).astype(np.int8),
+                                      err_msg=f"seed {seed}")
+        np.testing.assert_array_equal(res.out_counts, ref.sum(0), err_msg=f"seed {seed}")
+
+
+def test_multispike_if_fires_the_count_and_events_mode_bursts_alike():
+    # H = 2.5 -> 2 spikes (V 0.5); 0.7 -> 0; 1.1 -> 1 (V 0.1); -2.9 -> 0; -2.4 -> 0
+    n = MultiSpikeIF(v_threshold=1.0)
+    x = torch.tensor([2.5, 0.2, 0.4, -3.0, 0.5]).reshape(5, 1).requires_grad_()
+    s = n(x)
+    assert s.flatten().tolist() == [2.0, 0.0, 1.0, 0.0, 0.0]
+    s.sum().backward()
+    # backward: the surrogate's derivative at the nearest multiple of the threshold
+    # (H = 2.5 -> 3 V_th; 1.1 -> V_th), the reset's path included like IF's
+    assert torch.all(x.grad > 0) and x.grad[0] > x.grad[3]
+    with pytest.raises(ValueError, match="v_reset must be None"):
+        MultiSpikeIF(v_reset=0.0)
+    # one input event of weight 2.5: the multi-spike and the single-spike IF both fire
+    # twice at once event-driven (a burst), the multi-spike one also on the clock
+    for neuron in (MultiSpikeIF(), IF(v_reset=None)):
+        lin = nn.Linear(1, 1, bias=False)
+        with torch.no_grad():
+            lin.weight.fill_(2.5)
+        net = lower_model(_chain(TimeDistributed(lin), neuron), (1,))
+        res = EventDrivenSimulator(net, mode="events").run_sample(np.array([0.0]), np.array([0]))
+        assert res.out_counts.tolist() == [2]
+    grid = EventDrivenSimulator(net, mode="grid").run_sample(np.array([0]), np.array([0]), 2)
+    assert grid.raster[:, 0].tolist() == [1, 1]  # single-spike IF: the second one a step later
 
 
 def _chain(*layers):

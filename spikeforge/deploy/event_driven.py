@@ -117,6 +117,7 @@ class EventDrivenSimulator:
         stages = self.net.stages
         kinds, rowptr, row_off, cols, vals, out_off, bias, dense = [], [], [], [], [], [0], [], []
         prm = {k: [] for k in ("is_lif", "k", "decay_input", "v_th", "v_reset", "v_rest", "reset")}
+        multi = []
         base = 0
         for st in stages:
             if st.pool is not None:
@@ -148,6 +149,7 @@ class EventDrivenSimulator:
             prm["v_reset"].append(n.v_reset if n else 0.0)
             prm["v_rest"].append(n.v_rest if n else 0.0)
             prm["reset"].append(kernels.__dict__[n.reset.upper()] if n else kernels.NONE)
+            multi.append(bool(n is not None and n.multi_spike))
         self._kind = np.array(kinds, np.int64)
         self._rowptr = np.concatenate(rowptr).astype(np.int64)
         self._row_off = np.array(row_off, np.int64)
@@ -165,6 +167,7 @@ class EventDrivenSimulator:
             np.array(prm["v_rest"], np.float64),
             np.array(prm["reset"], np.int64),
         )
+        self._multi = np.array(multi, np.bool_)
         self._v0 = np.concatenate(
             [np.full(st.n_out, st.neurons.v_rest if st.neurons else 0.0) for st in stages]
         )
@@ -207,7 +210,8 @@ class EventDrivenSimulator:
                 raise ValueError("grid-mode event steps must be sorted and in [0, n_steps)")
             raster = np.zeros((int(n_steps), self._n_out_spk), np.int8)
             when = kernels.run_grid(steps, idx, int(n_steps), *common, self._bias, self._dense,
-                                    *self._p, v, t_last, acc, out_counts, counters, raster)
+                                    *self._p, self._multi, v, t_last, acc, out_counts, counters,
+                                    raster)
         else:
             tt = np.ascontiguousarray(times, np.float64)
             if len(tt) and np.any(np.diff(tt) < 0):

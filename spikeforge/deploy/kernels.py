@@ -15,7 +15,8 @@ Two loops:
   neuron is brought up to date, step by step with zero input, only when input
   reaches it). Equal to the clock-driven network spike for spike, given that a
   neuron with zero input can only fire on the step right after an update
-  (``V_rest < V_th``), which is tracked.
+  (``V_rest < V_th``), which is tracked. A multi-spike layer fires
+  ``floor(H / V_th)`` spikes in a step, delivered as that many events.
 - :func:`run_events`: no clock. Events in time order; each one updates only the
   neurons it projects to, which leak exactly (``V_rest + (V - V_rest) d^(dt'/dt)``,
   ``d = 1 - k`` the per-step factor) since their last update; a neuron that
@@ -69,8 +70,8 @@ def _argmax_first(a):
 @njit(cache=True)
 def run_grid(
     ev_step, ev_idx, n_steps, kind, rowptr, row_off, cols, vals, out_off, bias, dense,
-    is_lif, k, decay_input, v_th, v_reset, v_rest, reset, v, t_last, acc, out_counts, counters,
-    out_raster,
+    is_lif, k, decay_input, v_th, v_reset, v_rest, reset, multi, v, t_last, acc, out_counts,
+    counters, out_raster,
 ):
     """Run one sample on the grid: ``ev_step``/``ev_idx`` (sorted by step) are the
     input events. ``v``/``t_last`` hold the state (rest / -1 on entry); ``acc``
@@ -87,6 +88,9 @@ def run_grid(
     touched = np.empty(n_total, np.int64)
     active = np.empty(max(ev_idx.shape[0], n_total), np.int64)
     nxt = np.empty(max(ev_idx.shape[0], n_total), np.int64)
+    # spikes each entry of active/nxt stands for (> 1: a multi-spike neuron's count)
+    act_n = np.ones(max(ev_idx.shape[0], n_total), np.int64)
+    nxt_n = np.ones(max(ev_idx.shape[0], n_total), np.int64)
     last_stage = n_stages - 1
     last_neuron_stage = 0
     for l in range(n_stages):
@@ -98,6 +102,7 @@ def run_grid(
         n_act = 0
         while e < ev_step.shape[0] and ev_step[e] == t:
             active[n_act] = ev_idx[e]
+            act_n[n_act] = 1
             n_act += 1
             e += 1
         counters[EVENTS] += n_act
@@ -107,22 +112,26 @@ def run_grid(
             n_t = 0
             for a in range(n_act):
                 r = row_off[l] + active[a]
+                m_a = act_n[a]
                 for p in range(rowptr[r], rowptr[r + 1]):
                     j = cols[p]
                     if not mark[o + j]:
                         mark[o + j] = True
                         touched[n_t] = j
                         n_t += 1
-                    xbuf[o + j] += vals[p]
-                    counters[SOPS] += 1
+                    xbuf[o + j] += vals[p] if m_a == 1 else vals[p] * m_a
+                    counters[SOPS] += m_a
             n_nxt = 0
+            n_spk = 0
             if kind[l] == OR_POOL:
                 for a in range(n_t):
                     j = touched[a]
                     mark[o + j] = False
                     xbuf[o + j] = 0.0
                     nxt[n_nxt] = j
+                    nxt_n[n_nxt] = 1
                     n_nxt += 1
+                    n_spk += 1
             elif kind[l] == READOUT:
                 for a in range(n_t):
                     j = touched[a]
@@ -162,12 +171,19 @@ def run_grid(
                             vv = _charge(vv, 0.0, True, k[l], decay_input[l], v_rest[l])
                     h = _charge(vv, x, is_lif[l], k[l], decay_input[l], v_rest[l])
                     if h >= v_th[l]:
-                        vv = _reset(h, reset[l], v_th[l], v_reset[l])
+                        cnt = 1
+                        if multi[l]:  # the clock-driven expression: floor(H / V_th) spikes
+                            cnt = int(np.floor(h / v_th[l]))
+                            vv = h - v_th[l] * cnt
+                        else:
+                            vv = _reset(h, reset[l], v_th[l], v_reset[l])
                         nxt[n_nxt] = j
+                        nxt_n[n_nxt] = cnt
                         n_nxt += 1
+                        n_spk += cnt
                         if l == last_neuron_stage:
-                            out_counts[j] += 1
-                            out_raster[t, j] = 1
+                            out_counts[j] += cnt
+                            out_raster[t, j] = min(cnt, 127)
                     else:
                         vv = h
                     v[g] = vv
@@ -180,9 +196,10 @@ def run_grid(
                     c = _argmax_first(out_counts)
                     if c != decision:
                         decision, decided_at = c, t
-            counters[EVENTS] += n_nxt if l < last_stage else 0
+            counters[EVENTS] += n_spk if l < last_stage else 0
             for a in range(n_nxt):
                 active[a] = nxt[a]
+                act_n[a] = nxt_n[a]
             n_act = n_nxt
     return decided_at
 

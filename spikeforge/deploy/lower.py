@@ -58,7 +58,9 @@ class DeploymentError(SpikeforgeError, ValueError):
 @dataclass
 class NeuronLayer:
     """Parameters of one layer of IF/LIF neurons (the discrete update of
-    :mod:`spikeforge.functional.neuron` with leak ``k``; ``k = 0`` is IF)."""
+    :mod:`spikeforge.functional.neuron` with leak ``k``; ``k = 0`` is IF).
+    ``multi_spike``: ``floor(H / V_th)`` spikes per step, soft reset
+    (:class:`~spikeforge.neurons.multispike.MultiSpikeIF`)."""
 
     name: str
     k: float
@@ -67,6 +69,7 @@ class NeuronLayer:
     v_reset: float
     v_rest: float
     reset: str
+    multi_spike: bool = False
 
     @property
     def is_lif(self) -> bool:
@@ -151,7 +154,10 @@ def _neuron_loop(x: torch.Tensor, n: NeuronLayer) -> torch.Tensor:
         else:
             h = v - n.k * (v - n.v_rest) + x[t]
         s = (h >= n.v_threshold).to(x.dtype)
-        if n.reset == "hard":
+        if n.multi_spike:  # same expression as the kernel: floor(H / V_th) spikes
+            s = torch.where(h >= n.v_threshold, torch.floor(h / n.v_threshold), 0.0 * h)
+            v = h - n.v_threshold * s
+        elif n.reset == "hard":
             v = h * (1 - s) + n.v_reset * s
         elif n.reset == "soft":
             v = h - n.v_threshold * s
@@ -186,7 +192,7 @@ def neuron_layer(name: str, m: SpikingNeuron) -> NeuronLayer:
     option the event-driven update does not implement."""
     spec = m.spec
     kind = getattr(spec, "kind", "lif")
-    if kind not in ("if", "lif"):
+    if kind not in ("if", "lif", "if_multi"):
         raise DeploymentError(
             f"layer {name!r} is a {type(m).__name__} (kind {kind!r}); event-driven "
             "deployment runs IF and LIF neurons"
@@ -200,7 +206,7 @@ def neuron_layer(name: str, m: SpikingNeuron) -> NeuronLayer:
             "event-driven update does not implement"
         )
     params = m.params()
-    k = 0.0 if kind == "if" else float(params[0])
+    k = 0.0 if kind in ("if", "if_multi") else float(params[0])
     return NeuronLayer(
         name=name,
         k=k,
@@ -209,6 +215,7 @@ def neuron_layer(name: str, m: SpikingNeuron) -> NeuronLayer:
         v_reset=float(spec.v_reset),
         v_rest=float(spec.v_rest),
         reset=spec.reset,
+        multi_spike=kind == "if_multi",
     )
 
 
@@ -307,6 +314,11 @@ def lower_model(model: nn.Module, input_shape, check: bool = True) -> LoweredNet
                 raise DeploymentError(
                     f"layer {name!r} ({type(inner).__name__}) is max pooling of analog values; "
                     "event-driven deployment takes max pooling only right after neurons"
+                )
+            if net.stages[-1].neurons.multi_spike:
+                raise DeploymentError(
+                    f"layer {name!r} ({type(inner).__name__}) max-pools spike counts of "
+                    "multi-spike neurons, which the OR-pool does not implement"
                 )
             pool, out_shape = _pool_map(inner, shape)
             net.stages.append(Stage([name], shape, out_shape, None, np.zeros(0), None, pool))

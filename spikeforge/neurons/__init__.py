@@ -18,6 +18,7 @@ from spikeforge.neurons.lif import IF as IF
 from spikeforge.neurons.lif import LIF as LIF
 from spikeforge.neurons.lif import PLIF as PLIF
 from spikeforge.neurons.monitor import FiringRateMonitor
+from spikeforge.neurons.multispike import MultiSpikeIF as MultiSpikeIF
 
 __all__ = [
     "NEURONS", "FiringRateMonitor", "SpikingNeuron", "get_neuron", "neuron_parameters",
