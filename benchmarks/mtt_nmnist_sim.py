@@ -27,6 +27,7 @@ import torch
 
 from spikeforge.deploy.simulate import simulate_run
 from spikeforge.train import Trainer, load_config
+from spikeforge.train.engine import load_trained
 from spikeforge.train.evaluate import evaluate_time_steps
 
 COMMON = [
@@ -37,19 +38,38 @@ COMMON = [
     "progress=false",
 ]
 EVAL_T = [1, 2, 4, 8, 16]
+WHY = (
+    "Recipe of the authors' event-driven experiments (train-event-driven/ of "
+    "brain-intelligence-lab/temporal_flexibility_in_SNN): --neuron if_multi is their neuron "
+    "(sinabs IAF, MultiSpike, MembraneSubtract: floor(H/V_th) spikes per step); with "
+    "--pretrain-epochs both arms are fine-tuned for the same epochs from one base trained at "
+    "--fixed-T (their SDT and MTT fine-tuning), and --samples 3 is their sample_num default. "
+    "Both arms share everything but the temporal configuration. The earlier one-spike-per-"
+    "step IF runs from scratch and every other attempt: benchmarks/README.md (MTT section) "
+    "and results/mtt_nmnist_sim_attempts.json."
+)
 
 
-def run(name: str, overrides: list[str], epochs: int, out_dir: str, reuse: bool,
-        fine_t: list[int], common: list[str]) -> dict:
+def train(name: str, overrides: list[str], epochs: int, out_dir: str, reuse: bool,
+          common: list[str], init: str | None = None) -> tuple[str, dict]:
+    """Train (or, with ``reuse``, keep) run ``name``; ``init``: start from that run's
+    final weights (the fine-tuning protocol)."""
     run_dir = os.path.join(out_dir, name)
     cfg = load_config(None, ["data.name=nmnist-sim", f"epochs={epochs}", *common, *overrides])
     done = os.path.join(run_dir, "metrics.json")
-    t0 = time.perf_counter()
     if reuse and os.path.exists(done):
         with open(done) as f:
-            metrics = json.load(f)
-    else:
-        metrics = Trainer(cfg, run_dir).fit()
+            return run_dir, json.load(f)
+    trainer = Trainer(cfg, run_dir)
+    if init is not None:
+        trainer.model.load_state_dict(load_trained(init).model.state_dict())
+    return run_dir, trainer.fit()
+
+
+def run(name: str, overrides: list[str], epochs: int, out_dir: str, reuse: bool,
+        fine_t: list[int], common: list[str], init: str | None = None) -> dict:
+    t0 = time.perf_counter()
+    run_dir, metrics = train(name, overrides, epochs, out_dir, reuse, common, init)
     train_s = metrics.get("seconds", time.perf_counter() - t0)
     clock = evaluate_time_steps(run_dir, EVAL_T)
     events = simulate_run(run_dir, mode="events")
@@ -58,6 +78,7 @@ def run(name: str, overrides: list[str], epochs: int, out_dir: str, reuse: bool,
     accs = [r["accuracy"] for r in clock]
     return {
         "overrides": overrides,
+        "initialised_from": init,
         "train_seconds": round(train_s, 1),
         "test_accuracy_at_training_T": metrics["test_accuracy"],
         "clock_driven": clock,
@@ -83,16 +104,29 @@ def main() -> None:
                    help="IF with reset by subtraction firing one spike per step at most (if) "
                    "or floor(H / V_th) spikes (if_multi, the event-driven chips' neuron)")
     p.add_argument("--loss", default="tet", help="loss.name of both arms")
+    p.add_argument("--pretrain-epochs", type=int, default=0,
+                   help="the authors' protocol: train a base at --fixed-T for this many epochs, "
+                   "then fine-tune it --epochs more, once at --fixed-T and once with MTT")
+    p.add_argument("--finetune-lr", type=float, default=1e-3, help="optim.lr when fine-tuning")
     p.add_argument("--fine-T", default="32,64",
                    help="finer steps run on the exact clock-driven grid (empty: none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every run")
     p.add_argument("--out", default="benchmarks/results/mtt_nmnist_sim.json")
     p.add_argument("--reuse", action="store_true", help="keep finished runs in --out-dir")
     a = p.parse_args()
     torch.set_num_threads(2)
     fine_t = [int(t) for t in a.fine_T.split(",") if t]
-    common = [*COMMON, f"model.neuron={a.neuron}", f"loss.name={a.loss}"]
+    common = [*COMMON, f"model.neuron={a.neuron}", f"loss.name={a.loss}", f"seed={a.seed}"]
+    init, base = None, None
+    if a.pretrain_epochs > 0:
+        init, base_metrics = train("base", [f"data.time_steps={a.fixed_T}"], a.pretrain_epochs,
+                                   a.out_dir, a.reuse, common)
+        base = {"epochs": a.pretrain_epochs, "time_steps": a.fixed_T,
+                "test_accuracy": base_metrics["test_accuracy"],
+                "train_seconds": round(base_metrics.get("seconds", 0.0), 1)}
+        common = [*common, f"optim.lr={a.finetune_lr}"]
     fixed = run("fixed", [f"data.time_steps={a.fixed_T}"], a.epochs, a.out_dir, a.reuse, fine_t,
-                common)
+                common, init)
     steps = [int(t) for t in a.mtt_steps.split(",")]
     mtt = run(
         "mtt",
@@ -109,6 +143,7 @@ def main() -> None:
         a.reuse,
         fine_t,
         common,
+        init,
     )
     ed_mtt = mtt["event_driven"]["accuracy"]
     checks = {
@@ -120,13 +155,17 @@ def main() -> None:
     out = {
         "command": f"python benchmarks/mtt_nmnist_sim.py --epochs {a.epochs} --fixed-T "
         f"{a.fixed_T} --mtt-steps {a.mtt_steps} --samples {a.samples} --sampler {a.sampler} "
-        f"--cut-points {a.cut_points} --fine-T {a.fine_T} --neuron {a.neuron} --loss {a.loss}",
+        f"--cut-points {a.cut_points} --fine-T {a.fine_T} --neuron {a.neuron} --loss {a.loss}"
+        + (f" --pretrain-epochs {a.pretrain_epochs} --finetune-lr {a.finetune_lr}"
+           if a.pretrain_epochs else "") + (f" --seed {a.seed}" if a.seed else ""),
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "network": f"event_cnn [16, 32], {a.neuron} (IF, reset by subtraction"
         f"{', floor(H/V_th) spikes per step' if a.neuron == 'if_multi' else ''}), no bias, "
         f"{a.loss} loss, Adam 5e-3 cosine, batch 64",
+        "why": WHY,
+        "base": base,
         "fixed": fixed,
         "mtt": mtt,
         "checks": checks,

@@ -35,7 +35,12 @@ temporal_flexibility_in_SNN``, ``train-time-stepped/models.py`` and
   the image ``in_T`` times); event frames, built at ``data.time_steps``, pass
   through the table into the first stage;
 - they re-estimate batch-norm statistics at each evaluation ``T``; we leave batch
-  norm alone (the event-driven networks MTT is for have none).
+  norm alone (the event-driven networks MTT is for have none);
+- their event-driven networks fire ``floor(H / V_th)`` spikes per step (sinabs
+  ``MultiSpike``; ``model.neuron=if_multi`` here), and are fine-tuned with MTT
+  from a network trained at a fixed ``T``; with one spike per step at most, the
+  table's sums saturate a stage run at a small ``T`` (``benchmarks/README.md``,
+  ``mtt_nmnist_sim.py``, has the measurements).
 """
 
 from __future__ import annotations
