@@ -131,11 +131,13 @@ class LoweredNetwork:
 
 
 def _or_pool(x: torch.Tensor, pool: np.ndarray, n_out: int) -> torch.Tensor:
+    """Max pooling of binary spikes ``x`` ``[T, B, N_in]`` as an OR: output ``pool[i]``
+    fires when any input ``i`` mapped to it fires (``pool[i] < 0``: not pooled).
+    Spikes are 0/1, so the OR is the sum clamped to 1."""
     out = torch.zeros(*x.shape[:2], n_out, dtype=x.dtype)
     keep = torch.from_numpy(pool >= 0)
     idx = torch.from_numpy(pool[pool >= 0]).long()
-    out.index_reduce_(2, idx, x[..., keep], "amax", include_self=True)
-    return out
+    return out.index_add_(2, idx, x[..., keep]).clamp_(max=1)
 
 
 def _neuron_loop(x: torch.Tensor, n: NeuronLayer) -> torch.Tensor:
