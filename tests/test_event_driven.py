@@ -172,6 +172,31 @@ def test_grid_mode_readout_and_max_pool_match_model_scores():
         EventDrivenSimulator(net, mode="events")  # folded batch norm needs a clock
 
 
+def test_deeper_event_cnn_with_multispike_if_runs_on_the_grid_like_the_model():
+    from spikeforge.models import build_model
+    from spikeforge.train.config import ModelConfig
+
+    torch.manual_seed(4)
+    cfg = ModelConfig(channels=[4, 6, 6], neuron="if_multi", v_reset=None, backend="reference")
+    model = build_model("event_cnn", (2, 12, 12), 5, cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(4.0)  # enough drive for spikes, several per step, to reach the readout
+    assert len(model.features) == 6  # two strided convolutions and one more at stride 1
+    net = lower_model(model, (2, 12, 12))
+    assert [st.neurons.multi_spike for st in net.stages[:-1]] == [True] * 3
+    rng = np.random.default_rng(1)
+    frames = (rng.random((5, 1, 2, 12, 12)) < 0.3) * rng.integers(1, 4, (5, 1, 2, 12, 12))
+    with torch.no_grad():
+        ref = model.double()(torch.from_numpy(frames.astype(np.float64)))[:, 0].sum(0).numpy()
+    steps, idx = np.nonzero(frames[:, 0].reshape(5, -1))
+    reps = frames[:, 0].reshape(5, -1)[steps, idx]
+    res = EventDrivenSimulator(net, mode="grid").run_sample(np.repeat(steps, reps),
+                                                          np.repeat(idx, reps), n_steps=5)
+    np.testing.assert_allclose(res.scores, ref, rtol=1e-9, atol=1e-9)
+    assert res.raster.max() > 1  # several spikes in one step reached the last neurons
+
+
 def test_unsupported_layers_are_named():
     with pytest.raises(DeploymentError, match="'1'.*ReLU"):
         lower_model(_chain(TimeDistributed(nn.Linear(4, 4)), nn.ReLU(), IF()), (4,))
