@@ -147,8 +147,9 @@ def vggsnn_ma(input_shape, num_classes, cfg):
     TET's VGGSNN so the two event-frame networks can be compared layer for layer.
     The attention's three gates start at exactly 1/2 (its ``zero_init``), so the
     norm before it is a tdBN with ``alpha = 8``, which makes the neuron's input
-    at initialisation that of the plain VGGSNN (the authors use BatchNorm and
-    random gates: in a thin VGGSNN-MA that leaves every layer silent)."""
+    at initialisation that of the plain VGGSNN. The authors use BatchNorm and
+    random gates; with random gates behind this x8 norm the temporal gate began
+    at ~1e-9, no layer of a tiny VGGSNN-MA spiked and it stayed at chance."""
     t = need_time_steps(cfg, "vggsnn_ma")
     return SpikingVGG(
         input_shape, num_classes, cfg, VGGSNN_CFG,
