@@ -303,3 +303,15 @@ def test_a_cuda_run_on_a_cpu_machine_is_named_not_called_damaged(finished, tmp_p
         line = assert_one_error_line(rc, err, "config.yaml", "cannot run here", "device")
         assert "damaged" not in line
     assert snapshot(moved) == before
+
+
+def test_simulate_a_run_without_raw_events_is_named(finished, capsys):
+    """The event-driven simulator reads raw events: a run on frame-only digits, or such a
+    --dataset, is one error line that lists the event datasets."""
+    _, run = finished
+    before = snapshot(run)
+    rc, _, err = cli(capsys, "simulate", str(run))
+    assert_one_error_line(rc, err, "'digits8x8'", "raw events", "nmnist-sim", "--dataset")
+    rc, _, err = cli(capsys, "simulate", str(run), "--dataset", "mnist5k", "--grid")
+    assert_one_error_line(rc, err, "'mnist5k'", "raw events")
+    assert snapshot(run) == before

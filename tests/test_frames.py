@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from spikeforge.data.frame_cache import FrameCache, FramesDataset
 from spikeforge.data.frames import (
     CorruptSampleError,
-    FrameCache,
-    FramesDataset,
     FrameTransform,
     denoise,
     downsample,

@@ -42,7 +42,7 @@ SSC (700 channels, one polarity) are flattened to ``[T, 700]``.
 Cache. Converted frames live in ``data.cache_dir`` (default
 ``<root>/.spikeforge_cache``) keyed by the dataset, split, a fingerprint of
 its files (paths, sizes, modification times) and all frame parameters
-(:class:`spikeforge.data.frames.FrameCache`).
+(:class:`spikeforge.data.frame_cache.FrameCache`).
 
 Corrupt files. Each reader checks its container against what the file
 declares (docs/data.md, "Corrupt files"): cheaply when the dataset is built
@@ -73,7 +73,8 @@ from spikeforge.data.event_sets import (  # noqa: F401  (re-exported)
 )
 from spikeforge.data.event_splits import layout, require_samples
 from spikeforge.data.events import CorruptSampleError  # noqa: F401  (re-exported)
-from spikeforge.data.frames import FrameCache, FramesDataset, FrameTransform
+from spikeforge.data.frame_cache import FrameCache, FramesDataset
+from spikeforge.data.frames import FrameTransform
 from spikeforge.data.registry import DatasetBundle, register_dataset
 
 #: Bump when the conversion changes in a way that changes cached frames.

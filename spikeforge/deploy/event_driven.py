@@ -116,7 +116,8 @@ class EventDrivenSimulator:
     def _pack(self) -> None:
         stages = self.net.stages
         kinds, rowptr, row_off, cols, vals, out_off, bias, dense = [], [], [], [], [], [0], [], []
-        prm = {k: [] for k in ("is_lif", "k", "decay_input", "v_th", "v_reset", "v_rest", "reset")}
+        prm = {k: [] for k in ("is_lif", "k", "decay_input", "v_th", "v_reset", "v_rest", "reset",
+                               "strict")}
         base = 0
         for st in stages:
             if st.pool is not None:
@@ -148,6 +149,7 @@ class EventDrivenSimulator:
             prm["v_reset"].append(n.v_reset if n else 0.0)
             prm["v_rest"].append(n.v_rest if n else 0.0)
             prm["reset"].append(kernels.__dict__[n.reset.upper()] if n else kernels.NONE)
+            prm["strict"].append(bool(n.fire_strict) if n else False)
         self._kind = np.array(kinds, np.int64)
         self._rowptr = np.concatenate(rowptr).astype(np.int64)
         self._row_off = np.array(row_off, np.int64)
@@ -164,6 +166,7 @@ class EventDrivenSimulator:
             np.array(prm["v_reset"], np.float64),
             np.array(prm["v_rest"], np.float64),
             np.array(prm["reset"], np.int64),
+            np.array(prm["strict"], np.bool_),
         )
         self._v0 = np.concatenate(
             [np.full(st.n_out, st.neurons.v_rest if st.neurons else 0.0) for st in stages]

@@ -57,6 +57,12 @@ def _reset(h, reset, v_th, v_reset):
     return h
 
 
+@njit(cache=True, inline="always")
+def _fires(h, v_th, strict):
+    # strict: NIR, snnTorch and Norse fire at H > V_th; spikeforge and SpikingJelly at >=.
+    return h > v_th if strict else h >= v_th
+
+
 @njit(cache=True)
 def _argmax_first(a):
     best = 0
@@ -69,8 +75,8 @@ def _argmax_first(a):
 @njit(cache=True)
 def run_grid(
     ev_step, ev_idx, n_steps, kind, rowptr, row_off, cols, vals, out_off, bias, dense,
-    is_lif, k, decay_input, v_th, v_reset, v_rest, reset, v, t_last, acc, out_counts, counters,
-    out_raster,
+    is_lif, k, decay_input, v_th, v_reset, v_rest, reset, strict, v, t_last, acc, out_counts,
+    counters, out_raster,
 ):
     """Run one sample on the grid: ``ev_step``/``ev_idx`` (sorted by step) are the
     input events. ``v``/``t_last`` hold the state (rest / -1 on entry); ``acc``
@@ -161,7 +167,7 @@ def run_grid(
                         for _ in range(t_last[g] + 1, t):
                             vv = _charge(vv, 0.0, True, k[l], decay_input[l], v_rest[l])
                     h = _charge(vv, x, is_lif[l], k[l], decay_input[l], v_rest[l])
-                    if h >= v_th[l]:
+                    if _fires(h, v_th[l], strict[l]):
                         vv = _reset(h, reset[l], v_th[l], v_reset[l])
                         nxt[n_nxt] = j
                         n_nxt += 1
@@ -173,7 +179,7 @@ def run_grid(
                     v[g] = vv
                     t_last[g] = t
                     nh = _charge(vv, 0.0, is_lif[l], k[l], decay_input[l], v_rest[l])
-                    if nh >= v_th[l] and not dense[l]:
+                    if _fires(nh, v_th[l], strict[l]) and not dense[l]:
                         pend_idx[o + pend_cnt[l]] = j
                         pend_cnt[l] += 1
                 if l == last_stage and n_nxt > 0:  # no readout: the output spikes decide
@@ -190,7 +196,8 @@ def run_grid(
 @njit(cache=True)
 def run_events(
     ev_time, ev_idx, dt, delay, kind, rowptr, row_off, cols, vals, out_off,
-    is_lif, k, decay_input, v_th, v_reset, v_rest, reset, v, t_last, acc, out_counts, counters,
+    is_lif, k, decay_input, v_th, v_reset, v_rest, reset, strict, v, t_last, acc, out_counts,
+    counters,
 ):
     """Run one sample without a clock (see the module docstring): ``ev_time``
     (sorted) and ``ev_idx`` are the input events, ``dt`` the duration of one time
@@ -249,7 +256,7 @@ def run_events(
                         vv = v_rest[l] + (vv - v_rest[l]) * (1.0 - k[l]) ** ((t - t_last[g]) / dt)
                     t_last[g] = t
                     vv += (k[l] if (is_lif[l] and decay_input[l]) else 1.0) * vals[p]
-                    while vv >= v_th[l] and fired < MAX_BURST:
+                    while _fires(vv, v_th[l], strict[l]) and fired < MAX_BURST:
                         fired += 1
                         vv = _reset(vv, reset[l], v_th[l], v_reset[l])
                         if reset[l] != SOFT:

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from spikeforge.deploy.graph import NIRFlatten, NIRGraphModule, Scale, SumPool2d, Threshold
 from spikeforge.errors import SpikeforgeError
 from spikeforge.layers import Flatten, TimeDistributed
 from spikeforge.neurons import SpikingNeuron
@@ -46,8 +47,29 @@ AFFINE_TYPES = (
     nn.Identity,
     nn.Dropout,
     Flatten,
+    NIRFlatten,
+    Scale,
+    SumPool2d,
 )
-POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d)
+
+
+class SpikeOrPool2d(nn.Module):
+    """NIR's max pooling of spikes, ``SumPool2d`` then ``Threshold(theta)`` with
+    ``0 <= theta < 1`` (how :mod:`spikeforge.deploy.nir_export` writes a max pool after
+    neurons): on 0/1 spikes the window's sum exceeds ``theta`` exactly when any spike is
+    in it, the OR that a max pool computes."""
+
+    def __init__(self, pool: SumPool2d, threshold: float) -> None:
+        super().__init__()
+        self.pool, self.threshold = pool, float(threshold)
+        self.kernel_size, self.stride, self.padding = pool.kernel_size, pool.stride, pool.padding
+        self.dilation = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.pool(x) > self.threshold).to(x.dtype)
+
+
+POOL_TYPES = (nn.MaxPool1d, nn.MaxPool2d, SpikeOrPool2d)
 RESET_CODES = {"hard": 0, "soft": 1, "none": 2}
 
 
@@ -67,6 +89,7 @@ class NeuronLayer:
     v_reset: float
     v_rest: float
     reset: str
+    fire_strict: bool = False  # fire at H > V_th (NIR, snnTorch, Norse) instead of >=
 
     @property
     def is_lif(self) -> bool:
@@ -131,11 +154,13 @@ class LoweredNetwork:
 
 
 def _or_pool(x: torch.Tensor, pool: np.ndarray, n_out: int) -> torch.Tensor:
+    """Max pooling of binary spikes ``x`` ``[T, B, N_in]`` as an OR: output ``pool[i]``
+    fires when any input ``i`` mapped to it fires (``pool[i] < 0``: not pooled).
+    Spikes are 0/1, so the OR is the sum clamped to 1."""
     out = torch.zeros(*x.shape[:2], n_out, dtype=x.dtype)
     keep = torch.from_numpy(pool >= 0)
     idx = torch.from_numpy(pool[pool >= 0]).long()
-    out.index_reduce_(2, idx, x[..., keep], "amax", include_self=True)
-    return out
+    return out.index_add_(2, idx, x[..., keep]).clamp_(max=1)
 
 
 def _neuron_loop(x: torch.Tensor, n: NeuronLayer) -> torch.Tensor:
@@ -150,7 +175,7 @@ def _neuron_loop(x: torch.Tensor, n: NeuronLayer) -> torch.Tensor:
             h = v + n.k * (x[t] - (v - n.v_rest))
         else:
             h = v - n.k * (v - n.v_rest) + x[t]
-        s = (h >= n.v_threshold).to(x.dtype)
+        s = (h > n.v_threshold if n.fire_strict else h >= n.v_threshold).to(x.dtype)
         if n.reset == "hard":
             v = h * (1 - s) + n.v_reset * s
         elif n.reset == "soft":
@@ -163,10 +188,14 @@ def _neuron_loop(x: torch.Tensor, n: NeuronLayer) -> torch.Tensor:
 
 def _leaf_sequence(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Atomic modules in registration order: neurons, TimeDistributed wrappers and
-    torch leaves (a container's children stand for it)."""
+    torch leaves (a container's children stand for it); an imported NIR graph gives its
+    nodes in the graph's order (:func:`_nir_chain`)."""
     out: list[tuple[str, nn.Module]] = []
 
     def walk(prefix: str, m: nn.Module) -> None:
+        if isinstance(m, NIRGraphModule):
+            out.extend(_nir_chain(prefix, m))
+            return
         if isinstance(m, (SpikingNeuron, TimeDistributed)) or not list(m.children()):
             out.append((prefix, m))
             return
@@ -174,6 +203,33 @@ def _leaf_sequence(model: nn.Module) -> list[tuple[str, nn.Module]]:
             walk(f"{prefix}.{name}" if prefix else name, child)
 
     walk("", model)
+    return out
+
+
+def _nir_chain(prefix: str, graph: NIRGraphModule) -> list[tuple[str, nn.Module]]:
+    """The nodes of an imported NIR graph in order, when the graph is a chain (each node
+    one input and one output edge, no cycle); ``SumPool2d`` then ``Threshold`` in
+    ``[0, 1)`` becomes a :class:`SpikeOrPool2d`. Branches, sums of edges and recurrence
+    are named errors: the stages of event-driven deployment form a chain."""
+    succ = {n: [b for a, b in graph.edges if a == n] for n in graph.node_names}
+    if graph.cyclic:
+        raise DeploymentError("the NIR graph is recurrent (it has a cycle); event-driven "
+                              "deployment runs feed-forward chains")
+    for n in graph.order:
+        if len(graph.preds[n]) > 1 or len(succ[n]) > 1:
+            raise DeploymentError(
+                f"NIR node {n!r} has {len(graph.preds[n])} input and {len(succ[n])} output "
+                "edges; event-driven deployment runs chains (no branches or summed inputs)")
+    nodes = [(f"{prefix}.{n}" if prefix else n, graph.module(n)) for n in graph.order
+             if graph.module(n) is not None]
+    out: list[tuple[str, nn.Module]] = []
+    for name, m in nodes:
+        if isinstance(m, Threshold) and out and isinstance(out[-1][1], SumPool2d):
+            theta = m.threshold.unique()
+            if theta.numel() == 1 and 0.0 <= float(theta) < 1.0:
+                out[-1] = (out[-1][0], SpikeOrPool2d(out[-1][1], float(theta)))
+                continue
+        out.append((name, m))
     return out
 
 
@@ -192,7 +248,7 @@ def neuron_layer(name: str, m: SpikingNeuron) -> NeuronLayer:
             "deployment runs IF and LIF neurons"
         )
     unsupported = [
-        opt for opt in ("reset_delay", "fire_strict") if getattr(spec, opt, False)
+        opt for opt in ("reset_delay",) if getattr(spec, opt, False)
     ] + (["learn_threshold"] if getattr(m, "threshold", None) is not None else [])
     if unsupported:
         raise DeploymentError(
@@ -209,6 +265,7 @@ def neuron_layer(name: str, m: SpikingNeuron) -> NeuronLayer:
         v_reset=float(spec.v_reset),
         v_rest=float(spec.v_rest),
         reset=spec.reset,
+        fire_strict=bool(getattr(spec, "fire_strict", False)),
     )
 
 
@@ -284,7 +341,10 @@ def lower_model(model: nn.Module, input_shape, check: bool = True) -> LoweredNet
 
     Supported: chains of Linear, Conv1d/2d (any stride, padding, groups,
     dilation), BatchNorm (folded), AvgPool, Flatten, Dropout/Identity (evaluation
-    mode), spikeforge IF/LIF/PLIF neurons, and max pooling right after neurons.
+    mode), spikeforge IF/LIF/PLIF neurons (firing at ``>=`` or, ``fire_strict``, ``>``),
+    and max pooling right after neurons; and imported NIR graphs that are chains of
+    Affine/Linear, Conv, Flatten, Scale, SumPool2d (``+ Threshold`` as max pooling after
+    neurons), AvgPool2d, IF and LIF nodes.
     Raises :class:`DeploymentError` naming the first module that is none of these.
     """
     model = copy.deepcopy(model).double().eval()
@@ -318,7 +378,8 @@ def lower_model(model: nn.Module, input_shape, check: bool = True) -> LoweredNet
             raise DeploymentError(
                 f"layer {name!r} is a {type(inner).__name__}, which event-driven deployment "
                 "does not run (supported: Linear, Conv1d/2d, BatchNorm, AvgPool, Flatten, "
-                "Dropout, max pooling after neurons, IF/LIF/PLIF neurons)"
+                "Dropout, max pooling after neurons, IF/LIF/PLIF neurons; from NIR: Affine, "
+                "Linear, Conv, Flatten, Scale, SumPool2d, IF, LIF)"
             )
     if pending:
         w, b, out_shape = _affine_map([mm for _, mm in pending], shape)

@@ -9,8 +9,9 @@ every sample through :class:`~spikeforge.deploy.event_driven.EventDrivenSimulato
 from __future__ import annotations
 
 from spikeforge.data import get_raw_events
+from spikeforge.data.events import RAW_EVENTS
 from spikeforge.deploy.event_driven import EventDrivenSimulator, simulate_dataset
-from spikeforge.deploy.lower import lower_model
+from spikeforge.deploy.lower import DeploymentError, lower_model
 from spikeforge.train.engine import load_trained
 
 
@@ -29,9 +30,14 @@ def simulate_run(
     ``mode="events"`` (default: the run's ``data.time_steps``)."""
     trainer = load_trained(run_dir)
     cfg = trainer.cfg
+    name = dataset or cfg.data.name
+    if name not in RAW_EVENTS:
+        raise DeploymentError(
+            f"simulate reads raw events, and dataset {name!r}"
+            + (" (the run's)" if dataset is None else "")
+            + f" has none; event datasets: {', '.join(sorted(RAW_EVENTS))} (--dataset NAME)")
     net = lower_model(trainer.model, trainer.bundle.input_shape)
     sim = EventDrivenSimulator(net, mode=mode, delay=delay)
-    name = dataset or cfg.data.name
     events = get_raw_events(name, cfg.data, "test")
     t = int(time_steps or cfg.data.time_steps)
     r = simulate_dataset(sim, events, t, limit=limit)
