@@ -152,8 +152,8 @@ def vggsnn_ma(input_shape, num_classes, cfg):
     at ~1e-9, no layer of a tiny VGGSNN-MA spiked and it stayed at chance.
     Caveat: the x8 also scales the pooled statistics the gates' MLPs read, which
     makes the gates sensitive to large steps: with Adam at lr 2e-2 a tiny
-    VGGSNN-MA did not learn (its loss stayed at ln 10), at 1e-2 it reaches
-    93-94% on the digits, as the plain VGGSNN does at either rate."""
+    VGGSNN-MA did not learn (its loss stayed at ln 10), at 1.4e-2 it reached
+    78%, at 7e-3 and 1e-2 93-95% on the digits; the plain VGGSNN learns at 2e-2."""
     t = need_time_steps(cfg, "vggsnn_ma")
     return SpikingVGG(
         input_shape, num_classes, cfg, VGGSNN_CFG,
