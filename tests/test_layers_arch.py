@@ -104,7 +104,8 @@ def test_membrane_shortcut_adds_membrane_around_a_branch_that_opens_with_the_neu
 
 def test_ma_snn_equations_on_a_hand_made_input():
     torch.manual_seed(0)
-    att = MultiDimensionalAttention(T=3, channels=4, reduction_t=1, reduction_c=2)
+    att = MultiDimensionalAttention(T=3, channels=4, reduction_t=1, reduction_c=2,
+                                    zero_init=False)
     u = torch.randn(3, 2, 4, 5, 5)
     f_t = torch.sigmoid(att.temporal(u.mean((2, 3, 4)).t()) + att.temporal(u.amax((2, 3, 4)).t()))
     u1 = u * f_t.t()[:, :, None, None, None]
@@ -116,12 +117,35 @@ def test_ma_snn_equations_on_a_hand_made_input():
     torch.testing.assert_close(att(u), want)
     _grads_reach_all(att, u)
     # temporal attention alone on a constant input: one weight per (t, b) in (0, 1)
-    only_t = MultiDimensionalAttention(3, 4, dims=("temporal",))
+    only_t = MultiDimensionalAttention(3, 4, dims=("temporal",), zero_init=False)
     y = only_t(torch.ones(3, 1, 4, 2, 2))
     w = y[:, 0, 0, 0, 0]
     assert torch.all((w > 0) & (w < 1)) and torch.allclose(y, w.view(3, 1, 1, 1, 1).expand_as(y))
     with pytest.raises(ValueError, match=r"\[3, B, 4, H, W\]"):
         att(torch.randn(2, 2, 4, 5, 5))
+
+
+def test_ma_snn_gates_start_at_one_half_whatever_the_input_scale():
+    # The regression: with random gates, a tiny VGGSNN-MA's temporal gate started at
+    # ~1e-9 on its x8 membrane input and silenced the network. Zero-initialised gate
+    # logits start every gate at 1/2, so the block is exactly ReLU(u) / 8 at any scale.
+    torch.manual_seed(0)
+    att = MultiDimensionalAttention(T=2, channels=8, reduction_t=4, reduction_c=16)
+    u = torch.randn(2, 3, 8, 6, 6) * 40
+    torch.testing.assert_close(att(u), torch.relu(u) / 8)
+    for f in (att.temporal_weights(u), att.channel_weights(u), att.spatial_weights(u)):
+        assert torch.equal(f, torch.full_like(f, 0.5))
+    # the zero logit layers learn at once; the layers before them from the next step on
+    (att(u) * torch.randn_like(u)).sum().backward()
+    assert all(m.weight.grad.any() for m in (att.temporal.net[2], att.channel.net[2], att.spatial))
+    torch.optim.SGD(att.parameters(), lr=1e-5).step()
+    att.zero_grad()
+    _grads_reach_all(att, u)
+    # PyTorch's random initialisation on the same input: gates far from 1/2, so the
+    # block's gain at initialisation depends on the draw and the input's scale
+    random = MultiDimensionalAttention(T=2, channels=8, reduction_t=4, reduction_c=16,
+                                       zero_init=False)
+    assert (random.temporal_weights(u) - 0.5).abs().max() > 0.3
 
 
 def test_tcja_equations_on_a_hand_made_input():
@@ -144,6 +168,23 @@ def test_tcja_equations_on_a_hand_made_input():
     _grads_reach_all(att, x)
     with pytest.raises(ValueError, match="TemporalChannelJointAttention"):
         att(torch.randn(4, 2, 5, 2, 2))
+
+
+@pytest.mark.parametrize("kt, kc", [(2, 2), (1, 2), (4, 5)])
+def test_tcja_even_kernels_pad_as_pytorch_same_without_a_warning(kt, kc, recwarn):
+    # the authors' VGGSNN-TCJA uses kernels 2 and 2; 'same' puts the odd zero at the end
+    torch.manual_seed(0)
+    att = TemporalChannelJointAttention(T=3, channels=5, kernel_t=kt, kernel_c=kc)
+    x = torch.randn(3, 2, 5, 2, 2)
+    got = att.weights(x)
+    assert not [w for w in recwarn if "padding='same'" in str(w.message)]
+    tla = nn.Conv1d(5, 5, kt, padding="same", bias=False)
+    cla = nn.Conv1d(3, 3, kc, padding="same", bias=False)
+    tla.weight.data, cla.weight.data = att.tla.weight.data, att.cla.weight.data
+    z = x.mean((3, 4))
+    want = torch.sigmoid(tla(z.permute(1, 2, 0)).permute(2, 0, 1)
+                         * cla(z.transpose(0, 1)).transpose(0, 1))
+    torch.testing.assert_close(got, want)
 
 
 # -- spiking transformers ---------------------------------------------------------------

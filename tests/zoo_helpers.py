@@ -14,20 +14,32 @@ from spikeforge.functional.encoding import direct_encode
 from spikeforge.models import build_model
 from spikeforge.train.config import ModelConfig
 
+# The neuron of TET's VGGSNN and of tdBN's ResNet-19 (``v = v / 2 + x``: LIF, tau 2,
+# undivided input); our default LIF halves the input (``v += (x - v) / 2``), which leaves
+# thin, deep networks firing at 2-5% per layer at T = 2 (see the models' docstrings).
+# Used for the VGGs, ResNet-19 and the 4-block Spikformer.
+UNDIVIDED = {"neuron_params": {"decay_input": False}}
+
 # Per model: config overrides of a tiny version and the input side it is trained at.
 TINY: dict[str, tuple[dict, int]] = {
     "default_cnn": ({"channels": [8, 16]}, 16),
     "mlp": ({"hidden": 64}, 16),
-    "event_cnn": ({"channels": [8, 16]}, 16),
-    "vggsnn": ({"width": 1 / 8}, 16),
-    "vggsnn_ma": ({"width": 1 / 8}, 16),
-    "vggsnn_tcja": ({"width": 1 / 8}, 16),
-    "vgg11": ({"width": 1 / 16}, 32),
-    "resnet19": ({"width": 1 / 8}, 16),
+    # the event-driven network's own neuron: IF, reset by subtraction
+    "event_cnn": ({"channels": [8, 16], "neuron": "if", "v_reset": None}, 16),
+    "vggsnn": ({"width": 1 / 8, **UNDIVIDED}, 16),
+    "vggsnn_ma": ({"width": 1 / 8, **UNDIVIDED}, 16),
+    "vggsnn_tcja": ({"width": 1 / 8, **UNDIVIDED}, 16),
+    "vgg11": ({"width": 1 / 8, **UNDIVIDED}, 32),
+    # V_th 0.5 as configs/resnet19-tdbn-cifar10.yaml; the FC-256 keeps its width
+    "resnet19": ({"width": 1 / 16, "v_threshold": 0.5, **UNDIVIDED}, 16),
     "sew_resnet18": ({"width": 1 / 8}, 16),
     "ms_resnet18": ({"width": 1 / 8}, 16),
-    "spikformer_tiny": ({"width": 0.5}, 16),
-    "spikformer_cifar": ({"width": 1 / 8}, 16),
+    # Spikformers at T = 2: with the authors' input-halving LIF the attention neuron starts
+    # silent (Q K^T V / 8 ~ 1e-3 against its threshold 0.5) and the tiny versions tried
+    # stayed at 82-88% (4 blocks) or needed 150 steps for 92-93% (1-64) within a test's
+    # budget; with the undivided input they reach 93-94%
+    "spikformer_tiny": ({**UNDIVIDED}, 16),  # Spikformer-1-64 as registered
+    "spikformer_cifar": ({"width": 1 / 8, **UNDIVIDED}, 16),
     "sdt_tiny": ({"width": 0.5}, 16),
     "sdt_cifar": ({"width": 1 / 16}, 16),
 }

@@ -7,6 +7,7 @@ attention -> SN``): they rescale the membrane input, not the spikes.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -58,12 +59,24 @@ class MultiDimensionalAttention(nn.Module):
     dimensions can be switched off by name (``dims=("temporal", "channel")``),
     as the paper's TA/CA/SA ablations do.
 
+    Initialisation (``zero_init=True``, the default): the layer that produces each
+    gate's logit (the second linear map of both MLPs, the spatial conv) starts at
+    zero, so every gate starts at ``sigma(0) = 1/2`` and the block at
+    ``ReLU(U) / 8``, a known factor a preceding norm can undo (``vggsnn_ma``
+    uses a tdBN with ``alpha = 8``). The authors keep PyTorch's random
+    initialisation; on membrane inputs of the threshold's scale the max-pooled
+    statistics are large (tens, after such a gain), and random gates then
+    start saturated: in a tiny VGGSNN-MA the temporal gate began at ~1e-9 for
+    every step, no layer spiked and the network stayed at chance.
+    ``zero_init=False`` keeps PyTorch's initialisation.
+
     Args:
         T: time steps the layer is built for (the temporal MLP's width).
         channels: ``C``.
         reduction_t, reduction_c: the bottleneck ratios ``r_t``, ``r_c``.
         kernel_size: 3 or 7, the spatial conv.
         dims: which attentions to apply, a subset of temporal/channel/spatial.
+        zero_init: start every gate at exactly 1/2 (see above).
 
     Shape: ``[T, B, C, H, W]`` -> same.
     """
@@ -78,6 +91,7 @@ class MultiDimensionalAttention(nn.Module):
         reduction_c: int = 16,
         kernel_size: int = 3,
         dims: tuple[str, ...] = DIMS,
+        zero_init: bool = True,
     ) -> None:
         super().__init__()
         bad = [d for d in dims if d not in self.DIMS]
@@ -93,6 +107,10 @@ class MultiDimensionalAttention(nn.Module):
             if "spatial" in dims
             else None
         )
+        if zero_init:
+            logits = [m.net[-1] for m in (self.temporal, self.channel) if m is not None]
+            for layer in logits + ([self.spatial] if self.spatial is not None else []):
+                nn.init.zeros_(layer.weight)
 
     def temporal_weights(self, u: torch.Tensor) -> torch.Tensor:
         """``f_t`` ``[T, B]``."""
@@ -140,7 +158,9 @@ class TemporalChannelJointAttention(nn.Module):
     the kernel of the conv over channels); we name each kernel after the axis
     it slides along. Our default kernels are 3 and 3 (odd, so ``'same'``
     padding is symmetric); the authors' defaults are 1 along time and 2 along
-    channels.
+    channels, their VGGSNN-TCJA uses 2 and 2. An even kernel is padded as
+    PyTorch's ``'same'`` does (the extra zero at the end), explicitly, which
+    avoids the warning PyTorch gives for even ``'same'`` kernels.
 
     Args:
         T: time steps (in/out channels of the channel-axis conv).
@@ -154,14 +174,22 @@ class TemporalChannelJointAttention(nn.Module):
     def __init__(self, T: int, channels: int, kernel_t: int = 3, kernel_c: int = 3) -> None:
         super().__init__()
         self.T, self.channels = T, channels
-        self.tla = nn.Conv1d(channels, channels, kernel_t, padding="same", bias=False)
-        self.cla = nn.Conv1d(T, T, kernel_c, padding="same", bias=False)
+        if kernel_t < 1 or kernel_c < 1:
+            raise ValueError(f"kernels must be >= 1, got kernel_t={kernel_t}, kernel_c={kernel_c}")
+        self.tla = nn.Conv1d(channels, channels, kernel_t, bias=False)
+        self.cla = nn.Conv1d(T, T, kernel_c, bias=False)
+
+    @staticmethod
+    def _same(z: torch.Tensor, k: int) -> torch.Tensor:
+        """Zero-pad the last axis as ``padding='same'`` does (odd excess at the end)."""
+        return F.pad(z, ((k - 1) // 2, k // 2))
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """``M`` ``[T, B, C]``."""
         z = x.mean(dim=(3, 4))  # [T, B, C]
-        t_out = self.tla(z.permute(1, 2, 0)).permute(2, 0, 1)  # conv along T
-        c_out = self.cla(z.transpose(0, 1)).transpose(0, 1)  # conv along C
+        kt, kc = self.tla.kernel_size[0], self.cla.kernel_size[0]
+        t_out = self.tla(self._same(z.permute(1, 2, 0), kt)).permute(2, 0, 1)  # along T
+        c_out = self.cla(self._same(z.transpose(0, 1), kc)).transpose(0, 1)  # along C
         return torch.sigmoid(t_out * c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -51,15 +51,16 @@ class SpikingVGG(nn.Module):
     """Conv3x3-norm-[attention]-SN layers and pools from a layer list, then a linear readout.
 
     ``layers``: ints are conv widths, ``"A"``/``"M"`` 2x2 average/max pools.
-    ``attention(c)`` (optional) builds a layer put between a conv's norm and its
-    neuron (MA-SNN and TCJA act on the membrane input). Their sigmoid gates
-    start near 0.5 each, which shrinks the membrane input below the threshold
-    and leaves a thin network silent at initialisation; ``attention_gain``
-    makes the norm before each attention a tdBN with ``alpha = attention_gain``
-    (the inverse of the gates' product at initialisation), so that the input
-    reaching the neuron has the threshold's scale, tdBN's own argument. The readout is one
-    linear layer on the flattened map (TET's VGGSNN; VGG-11's three-layer
-    ImageNet head is replaced by it for 32x32 inputs, as in CIFAR spiking VGGs).
+    ``attention(c)`` (optional) builds a layer put between every conv's norm and
+    its neuron (MA-SNN acts on the membrane input); with ``attention_gain`` the
+    norm before it is a tdBN with ``alpha = attention_gain``, to undo the
+    attention's known factor at initialisation (MA-SNN's three gates start at
+    1/2 each) so that the input reaching the neuron has the threshold's scale,
+    tdBN's own argument. ``spike_attention`` maps a conv's index (0 = first
+    conv) to a builder ``f(c)`` of a layer applied to that conv's output spikes
+    (TCJA acts on the spike stream). The readout is one linear layer on the
+    flattened map (TET's VGGSNN; VGG-11's three-layer ImageNet head is replaced
+    by it for 32x32 inputs, as in CIFAR spiking VGGs).
     """
 
     def __init__(
@@ -70,12 +71,15 @@ class SpikingVGG(nn.Module):
         layers: list,
         attention: Callable[[int], nn.Module] | None = None,
         attention_gain: float = 1.0,
+        spike_attention: dict[int, Callable[[int], nn.Module]] | None = None,
     ) -> None:
         super().__init__()
         c_in, h, w = input_shape
         make_neuron = neuron_factory(cfg)
         norm = getattr(cfg, "norm", "bn")
+        spike_attention = spike_attention or {}
         mods: list[nn.Module] = []
+        n_conv = 0
         for item in layers:
             if item in ("A", "M"):
                 pool = nn.AvgPool2d(2) if item == "A" else nn.MaxPool2d(2)
@@ -91,7 +95,10 @@ class SpikingVGG(nn.Module):
             if attention is not None:
                 mods.append(attention(c))
             mods.append(make_neuron())
+            if n_conv in spike_attention:
+                mods.append(spike_attention[n_conv](c))
             c_in = c
+            n_conv += 1
         self.features = nn.Sequential(*mods)
         head: list[nn.Module] = [Flatten()]
         if getattr(cfg, "dropout", 0.0):
@@ -115,8 +122,12 @@ def vggsnn(input_shape, num_classes, cfg):
     512C3-512C3-AP2-512C3-512C3-AP2-FC, for CIFAR10-DVS frames resized to 48x48.
 
     Differences from the authors' ``VGG_models.py``: their LIF is ``v = 0.5 v + x``
-    (no input scaling), ours the configured neuron (default ``v += (x - v)/tau``,
-    tau 2, which halves the input; BatchNorm's learnt scale absorbs it); the
+    (no input scaling, hard reset to 0, threshold 1), ours the configured neuron;
+    our default ``v += (x - v)/tau`` halves the BatchNorm's output and leaves a
+    thin VGGSNN firing at ~4% per layer with half its neurons silent (a tiny
+    VGGSNN reached 35% where the authors' neuron reaches 92% at the same budget),
+    so ``model.neuron_params: {decay_input: false}`` (with ``tau: 2``) is the
+    authors' neuron, as ``configs/vggsnn-tet-cifar10dvs.yaml`` sets it. The
     readout size follows the input instead of being fixed at 48x48.
     """
     return SpikingVGG(input_shape, num_classes, cfg, VGGSNN_CFG)
@@ -130,16 +141,24 @@ def vggsnn(input_shape, num_classes, cfg):
 def vggsnn_ma(input_shape, num_classes, cfg):
     """VGGSNN with MA-SNN attention (Yao et al., TPAMI 2023) after every conv's norm:
     :class:`~spikeforge.layers.MultiDimensionalAttention` (temporal, channel,
-    spatial) on each membrane input. The authors' DVS networks (``MA-SNN/MA-SNN``)
-    are shallower 3-5 conv nets; we put the attention into TET's VGGSNN so the
-    two event-frame networks can be compared layer for layer. The norm before
-    each attention is a tdBN with ``alpha = 8`` (see :class:`SpikingVGG`): with
-    plain BN a thin VGGSNN-MA does not spike at initialisation."""
+    spatial) on each membrane input, before the neuron, as in the authors'
+    ``ConvAttLIF`` (conv, BN, attention, neuron). The authors' DVS networks
+    (``MA-SNN/MA-SNN``) are shallower 3-5 conv nets; we put the attention into
+    TET's VGGSNN so the two event-frame networks can be compared layer for layer.
+    The attention's three gates start at exactly 1/2 (its ``zero_init``), so the
+    norm before it is a tdBN with ``alpha = 8``, which makes the neuron's input
+    at initialisation that of the plain VGGSNN. The authors use BatchNorm and
+    random gates; with random gates behind this x8 norm the temporal gate began
+    at ~1e-9, no layer of a tiny VGGSNN-MA spiked and it stayed at chance.
+    Caveat: the x8 also scales the pooled statistics the gates' MLPs read, which
+    makes the gates sensitive to large steps: with Adam at lr 2e-2 a tiny
+    VGGSNN-MA did not learn (its loss stayed at ln 10), at 1.4e-2 it reached
+    78%, at 7e-3 and 1e-2 93-95% on the digits; the plain VGGSNN learns at 2e-2."""
     t = need_time_steps(cfg, "vggsnn_ma")
     return SpikingVGG(
         input_shape, num_classes, cfg, VGGSNN_CFG,
         attention=lambda c: MultiDimensionalAttention(t, c, reduction_t=4, reduction_c=16),
-        attention_gain=8.0,  # three gates of ~0.5 at initialisation
+        attention_gain=8.0,  # 1 / (1/2)^3: the three gates at initialisation
     )
 
 
@@ -149,15 +168,16 @@ def vggsnn_ma(input_shape, num_classes, cfg):
               image_check(16)),
 )
 def vggsnn_tcja(input_shape, num_classes, cfg):
-    """VGGSNN with TCJA (Zhu et al., TNNLS 2024) after every conv's norm:
-    :class:`~spikeforge.layers.TemporalChannelJointAttention`. TCJA-SNN's own DVS
-    network is a 5-conv VGG-like net with TCJA before the pools; as with
-    ``vggsnn_ma`` we keep TET's VGGSNN for a like-for-like comparison."""
+    """VGGSNN with TCJA (Zhu et al., TNNLS 2024), as the authors' ``VGGSNN_TCJA``
+    (``ridgerchu/TCJA``, ``src/tet/models/VGG_models.py``): one
+    :class:`~spikeforge.layers.TemporalChannelJointAttention` (both kernels 2) on
+    the output spikes of the second conv, before the first pool. TCJA weighs the
+    spike stream (the paper's squeeze averages spikes), after the neuron, not the
+    membrane input as MA-SNN does."""
     t = need_time_steps(cfg, "vggsnn_tcja")
     return SpikingVGG(
         input_shape, num_classes, cfg, VGGSNN_CFG,
-        attention=lambda c: TemporalChannelJointAttention(t, c),
-        attention_gain=2.0,  # one gate of ~0.5 at initialisation
+        spike_attention={1: lambda c: TemporalChannelJointAttention(t, c, kernel_t=2, kernel_c=2)},
     )
 
 
