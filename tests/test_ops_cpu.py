@@ -48,14 +48,21 @@ def test_every_option_matches_reference(kind, reset, detach, decay, surrogate):
 # surrogates, not the whole option grid again: the rows are compiled per (form, format)
 # and (surrogate, format), ~10 s each from a cold cache, and the options' code does not
 # depend on the format beyond the loads, stores and the compute type exercised here.
-# (test_nd_shape_and_noncontiguous_input adds LIF hard/decay/sigmoid in every format.)
+# The LIF entry of each format is also the one the shape, threading and no-state tests
+# below run in that format, so they compile no further variants.
+FORMAT_LIF = {
+    torch.float32: ("lif", "hard", False, True, "sigmoid"),
+    torch.float64: ("lif", "hard", False, True, "triangle"),
+    torch.bfloat16: ("lif", "none", True, False, "atan"),
+    torch.float16: ("lif", "soft", False, True, "rectangle"),
+}
 DTYPE_GRID = [
-    (torch.float64, ("if", "soft", True, True, "atan")),
-    (torch.float64, ("lif", "none", False, False, "triangle")),
-    (torch.bfloat16, ("if", "none", False, True, "sigmoid")),
-    (torch.bfloat16, ("lif", "soft", True, False, "atan")),
+    (torch.float64, ("if", "none", True, True, "atan")),
+    (torch.float64, FORMAT_LIF[torch.float64]),
+    (torch.bfloat16, ("if", "soft", False, True, "sigmoid")),
+    (torch.bfloat16, FORMAT_LIF[torch.bfloat16]),
     (torch.float16, ("if", "hard", True, True, "fast_sigmoid")),
-    (torch.float16, ("lif", "soft", False, False, "rectangle")),
+    (torch.float16, FORMAT_LIF[torch.float16]),
 ]
 
 
@@ -66,7 +73,7 @@ def test_every_format_matches_reference(dtype, options):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_nd_shape_and_noncontiguous_input(dtype):
-    spec = make_spec("lif", "hard", False, True, "sigmoid")
+    spec = make_spec(*FORMAT_LIF[dtype])
     base = random_input((4, 6, 3, 7), dtype, seed=3)
     x = base.transpose(1, 3)  # [4, 7, 3, 6], not contiguous
     assert not x.is_contiguous()
@@ -78,16 +85,15 @@ def test_nd_shape_and_noncontiguous_input(dtype):
 
 # The multi-threaded kernel is the serial one's code under prange; two dtypes (one
 # native, one 16-bit) cover its chunk claiming while keeping the cold numba
-# compilation of the suite down (about 9 s per dtype).
+# compilation of the suite down.
 @pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16))
 def test_parallel_path_matches_reference(dtype):
     # large enough for the multi-threaded kernel and several chunks per thread
     n = 70_000
     assert 4 * n >= host.PARALLEL_MIN_ELEMENTS
-    spec = make_spec("lif", "soft", False, False, "triangle")
+    spec = make_spec(*FORMAT_LIF[dtype])
     x = random_input((4, n), dtype, seed=5)
     check_against_reference("cpu", x, random_input((n,), torch.float32, seed=6), None, spec)
-    spec = make_spec("lif", "hard", True, True, "atan")
     check_against_reference("cpu", x, None, torch.tensor(0.1), spec)
 
 
@@ -97,7 +103,7 @@ def test_parallel_path_matches_reference(dtype):
 @pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16))
 @pytest.mark.parametrize("T", (4, 5))
 def test_forward_without_state_matches_reference(dtype, T):
-    spec = make_spec("lif", "hard", True, True, "atan")
+    spec = make_spec(*FORMAT_LIF[dtype])
     for n in (37, 70_000):
         x = random_input((T, n), dtype, seed=11)
         check_without_state("cpu", x, None, None, spec)
@@ -130,9 +136,9 @@ def test_streaming_stores_match_reference(monkeypatch, dtype, n):
     monkeypatch.setattr(host, "STREAM_MIN_BYTES", 0)
     x = random_input((7, n), dtype, seed=7)  # T = 7: one four-step pass and three single
     assert host.use_stream_stores(x) == (n * x.element_size() % 64 == 0)
-    spec = make_spec("lif", "hard", True, True, "atan")
+    spec = make_spec(*FORMAT_LIF[dtype])
     check_against_reference("cpu", x, None, None, spec)
-    spec = make_spec("lif", "soft", False, False, "sigmoid")  # gk path: single-step rows
+    # with a learnable leak the backward takes the single-step rows
     check_against_reference("cpu", x, random_input((n,), torch.float32, seed=8), torch.tensor(0.1),
                             spec)
 
@@ -183,26 +189,37 @@ def test_vectorised_exp_accuracy():
 
 def test_only_the_variants_used_are_compiled():
     """Row functions are compiled per neuron form and per surrogate on first use: a process
-    that trains one neuron compiles one form and one surrogate."""
+    that trains one neuron compiles one form and one surrogate; one that only runs the
+    forward (inference) compiles no recompute and no gradient rows; with streaming off
+    (the default) no streaming-store loops."""
     import subprocess
     import sys
 
     code = (
         "import torch\n"
         "from spikeforge.ops import dispatch\n"
-        "from spikeforge.ops.cpu import variants\n"
+        "from spikeforge.ops.cpu import variants as v\n"
         "from spikeforge.ops.spec import NeuronSpec\n"
         "spec = NeuronSpec(kind='lif', reset='soft', decay_input=False, surrogate='triangle')\n"
         "x = torch.randn(4, 64, requires_grad=True)\n"
+        "with torch.no_grad():\n"
+        "    dispatch.multistep('cpu', x, None, (0.5,), spec)\n"
+        "print(sorted(v._FORM_ROWS), sorted(v._CHARGE_ROWS), sorted(v._GRAD_ROWS))\n"
         "dispatch.multistep('cpu', x, None, (0.5,), spec)[0].sum().backward()\n"
-        "print(sorted(variants._FORM_ROWS), sorted(variants._GRAD_ROWS))\n"
-        "print(variants._FORM_ROWS[((1, 0, 1), 'float32')]['fwd4'].py_func.__name__)\n"
-        "print(variants._GRAD_ROWS[(4, 'float32')]['grad4'].py_func.__name__)\n"
+        "print(sorted(v._FORM_ROWS), sorted(v._CHARGE_ROWS), sorted(v._GRAD_ROWS))\n"
+        "print(v._FORM_ROWS[((1, 0, 1), 'float32', False)]['fwd4'].py_func.__name__)\n"
+        "print(v._CHARGE_ROWS[((1, 0, 1), 'float32')]['chg4'].py_func.__name__)\n"
+        "print(v._GRAD_ROWS[(4, 'float32', False)]['grad4'].py_func.__name__)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {k: val for k, val in os.environ.items() if k != "SPIKEFORGE_STREAM_MIN_MB"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
     lines = out.stdout.strip().splitlines()
-    assert lines[0] == "[((1, 0, 1), 'float32')] [(4, 'float32')]"
-    assert lines[1:] == ["_fwd4_lif_soft_float32", "_grad4_triangle_float32"]
+    form = "((1, 0, 1), 'float32', False)"
+    assert lines[0] == f"[{form}] [] []"
+    assert lines[1] == f"[{form}] [((1, 0, 1), 'float32')] [(4, 'float32', False)]"
+    assert lines[2:] == ["_fwd4_lif_soft_float32", "_chg4_lif_soft_float32",
+                         "_grad4_triangle_float32"]
 
 
 def test_rest_state_and_leak_target_match_reference():

@@ -272,7 +272,8 @@ def plan(key: tuple, spec: NeuronSpec) -> tuple:
     Returns ``(driver, opts, opts with streaming stores, like, chunk, threads, row
     addresses, compute dtype, numpy compute dtype, the output's _stream_bytes, spec)``;
     ``like`` is ``[1, 0]`` in the storage format (the spike values)."""
-    hit = _PLANS.get(key)
+    streaming = STREAM_MIN_BYTES >= 0  # rows with streaming loops only when it is on
+    hit = _PLANS.get((key, streaming))
     if hit is not None:
         return hit
     which, _, dtype, T, N, has_v0 = key[:6]
@@ -295,8 +296,9 @@ def plan(key: tuple, spec: NeuronSpec) -> tuple:
         flags = dict(has_s2=key[6])
     else:
         flags = {}
-    rows = rows_for(spec, name, backward)
-    stream_bytes = _stream_bytes(T, N, dtype.itemsize)  # _stream_ok decides per call
+    rows = rows_for(spec, name, backward, streaming)
+    # _stream_ok decides per call; -1: never, as these rows may lack the streaming loops
+    stream_bytes = _stream_bytes(T, N, dtype.itemsize) if streaming else -1
     like = np.array([_SPIKE_ONE.get(name, 1), 0], dtype=_STORAGE_NP[name])
     hit = (
         _driver(which, name, parallel),
@@ -306,7 +308,7 @@ def plan(key: tuple, spec: NeuronSpec) -> tuple:
     )
     if len(_PLANS) >= _CACHE_MAX:
         _PLANS.clear()
-    _PLANS[key] = hit
+    _PLANS[(key, streaming)] = hit
     return hit
 
 

@@ -6,6 +6,8 @@ process compiles only what it runs). IF/LIF: the forward and the backward's reco
 per neuron form ``(kind, decay_input, reset)``, the gradient loops per surrogate (reset
 and detach stay runtime switches there). ALIF/CubaLIF: the forward and recompute per
 ``(kind, decay_input, reset)``, the gradient loop per ``(kind, decay_input, surrogate)``.
+The forward, the recompute and the gradient rows are compiled separately (inference
+compiles the forward only), and the streaming-store loops only when streaming is on.
 The drivers (:mod:`.drivers`, :mod:`.drivers2`) are compiled once per storage format
 and call rows by address (:func:`~spikeforge.ops.cpu.intrinsics._call_row`), so a new
 variant costs only its rows' compilation, not the drivers'. Rows that store with
@@ -77,6 +79,7 @@ def _compile_rows(fns: dict, sigs: dict, suffix: str) -> dict:
 
 
 _FORM_ROWS: dict = {}
+_CHARGE_ROWS: dict = {}
 
 
 def _form_key(spec: NeuronSpec) -> tuple[int, int, int]:
@@ -85,29 +88,58 @@ def _form_key(spec: NeuronSpec) -> tuple[int, int, int]:
     return kind, int(spec.decay_input) if kind != KIND_IF else 0, spec.reset_id
 
 
-def _form_rows(key: tuple[int, int, int], fmt: str) -> dict:
-    """The forward rows (``fwd4``, ``fwd1``) and the backward's recompute rows (``chg4``,
-    ``chg1``) of neuron form ``key = (kind, decay, reset)`` for storage ``fmt``, compiled
-    on first use. The four-step forward row has two loops, one per store kind (``stream``
-    a literal in each): with one loop and a branch around the store, LLVM merges the two
-    stores into one that keeps the streaming store's 64-byte alignment claim, which
-    faults on rows that are not aligned. The single-step row (the ``T mod 4`` remainder)
-    has ordinary stores only, which saves a loop's compilation per variant."""
-    rows = _FORM_ROWS.get((key, fmt))
+def _form_name(key: tuple[int, int, int], fmt: str, stream: bool) -> str:
+    kind, decay, reset = key
+    return (f"{_KIND_NAMES[kind]}_{'decay_' if decay else ''}{RESET_KINDS[reset]}_{fmt}"
+            f"{'_stream' if stream else ''}")
+
+
+def _form_rows(key: tuple[int, int, int], fmt: str, stream: bool = False) -> dict:
+    """The forward rows (``fwd4``, ``fwd1``) of neuron form ``key = (kind, decay, reset)``
+    for storage ``fmt``, compiled on first use. With ``stream`` the four-step row has a
+    second loop with non-temporal stores, taken when its ``stream`` argument is set (one
+    loop per store kind, ``stream`` a literal in each: with one loop and a branch around
+    the store, LLVM merges the two stores into one that keeps the streaming store's
+    64-byte alignment claim, which faults on rows that are not aligned); without it (the
+    default, streaming off: :data:`~spikeforge.ops.cpu.host.STREAM_MIN_BYTES`) the
+    argument is ignored and only the ordinary loop is compiled, which saves a third of
+    the compile time. The single-step row (the ``T mod 4`` remainder) always stores
+    normally."""
+    rows = _FORM_ROWS.get((key, fmt, stream))
     if rows is not None:
         return rows
     kind, decay, reset = key
 
-    def fwd4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s, stream):
-        if stream:
-            _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
-                           kind, decay, reset, True)
-        else:
+    if stream:
+        def fwd4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s, stream):
+            if stream:
+                _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
+                               kind, decay, reset, True)
+            else:
+                _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
+                               kind, decay, reset, False)
+    else:
+        def fwd4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s, stream):
             _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
                            kind, decay, reset, False)
 
     def fwd1(xr, sr, vin, vout, m, p, one_s, zero_s):
         _forward_loop(xr, sr, vin, vout, m, p, one_s, zero_s, kind, decay, reset)
+
+    rows = _compile_rows(dict(fwd4=fwd4, fwd1=fwd1), _row_sigs(fmt),
+                         _form_name(key, fmt, stream))
+    _FORM_ROWS[(key, fmt, stream)] = rows
+    return rows
+
+
+def _charge_rows(key: tuple[int, int, int], fmt: str) -> dict:
+    """The backward's recompute rows (``chg4``, ``chg1``: ``H`` and ``V`` again from ``X``)
+    of neuron form ``key`` for storage ``fmt``, compiled on first backward, so that a
+    process that only runs forward (inference) compiles only :func:`_form_rows`."""
+    rows = _CHARGE_ROWS.get((key, fmt))
+    if rows is not None:
+        return rows
+    kind, decay, reset = key
 
     def chg4(x0, x1, x2, x3, h0, h1, h2, h3, vin, vout, m, p):
         _charge_loop4(x0, x1, x2, x3, h0, h1, h2, h3, vin, vout, m, p, kind, decay, reset)
@@ -115,44 +147,49 @@ def _form_rows(key: tuple[int, int, int], fmt: str) -> dict:
     def chg1(xr, hr, vin, vout, m, p):
         _charge_loop(xr, hr, vin, vout, m, p, kind, decay, reset)
 
-    name = f"{_KIND_NAMES[kind]}_{'decay_' if decay else ''}{RESET_KINDS[reset]}_{fmt}"
-    rows = _compile_rows(dict(fwd4=fwd4, fwd1=fwd1, chg4=chg4, chg1=chg1), _row_sigs(fmt), name)
-    _FORM_ROWS[(key, fmt)] = rows
+    rows = _compile_rows(dict(chg4=chg4, chg1=chg1), _row_sigs(fmt),
+                         _form_name(key, fmt, False))
+    _CHARGE_ROWS[(key, fmt)] = rows
     return rows
 
 
 _GRAD_ROWS: dict = {}
 
 
-def _grad_rows(surr: int, fmt: str) -> dict:
+def _grad_rows(surr: int, fmt: str, stream: bool = False) -> dict:
     """The backward's gradient rows of surrogate ``surr`` for storage ``fmt`` (``grad1``
     over :func:`_grad_loop`, ``grad4`` over :func:`_grad_loop4`), compiled on first use
     (all five surrogates at once took ~35 s per dtype on a cold cache). The four-step row
-    has two loops, one per store kind (see :func:`_form_rows`); the single-step row (the
-    ``T mod 4`` remainder and the learnable-leak path) only ordinary stores, which halves
-    its compile time. Reset and detach stay runtime switches here: specialising them too
-    would multiply the variants by six for a gain measured at 20% of this loop."""
-    rows = _GRAD_ROWS.get((surr, fmt))
+    has a streaming-store loop only with ``stream`` (see :func:`_form_rows`); the
+    single-step row (the ``T mod 4`` remainder and the learnable-leak path) only ordinary
+    stores. Reset and detach stay runtime switches here: specialising them too would
+    multiply the variants by six for a gain measured at 20% of this loop."""
+    rows = _GRAD_ROWS.get((surr, fmt, stream))
     if rows is not None:
         return rows
 
     def grad1(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
         _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, surr)
 
-    def grad4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-              detach, stream):
-        if stream:
-            _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                        detach, True, surr)
-        else:
-            _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                        detach, False, surr)
+    if stream:
+        def grad4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
+                  detach, stream):
+            if stream:
+                _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
+                            reset, detach, True, surr)
+            else:
+                _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
+                            reset, detach, False, surr)
+    else:
+        def grad4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
+                  detach, stream):
+            _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
+                        reset, detach, False, surr)
 
-    sigs = _row_sigs(fmt)
-    rows = _compile_rows(dict(grad1=grad1, grad4=grad4), sigs, f"{SURROGATE_NAMES[surr]}_{fmt}")
-    _GRAD_ROWS[(surr, fmt)] = rows
+    name = f"{SURROGATE_NAMES[surr]}_{fmt}{'_stream' if stream else ''}"
+    rows = _compile_rows(dict(grad1=grad1, grad4=grad4), _row_sigs(fmt), name)
+    _GRAD_ROWS[(surr, fmt, stream)] = rows
     return rows
-
 
 
 def _row2_sigs(fmt: str) -> dict:
@@ -167,67 +204,95 @@ def _row2_sigs(fmt: str) -> dict:
 
 
 _FORM2_ROWS: dict = {}
+_CHARGE2_ROWS: dict = {}
 _GRAD2_ROWS: dict = {}
 
 
-def _form2_rows(key: tuple[int, int, int], fmt: str) -> dict:
-    """The forward row (``fwd``) and the backward's recompute row (``chg``) of two-state
-    form ``key = (kind, decay, reset)`` for storage ``fmt``, compiled on first use."""
-    rows = _FORM2_ROWS.get((key, fmt))
+def _form2_rows(key: tuple[int, int, int], fmt: str, stream: bool = False) -> dict:
+    """The forward row (``fwd``) of two-state form ``key = (kind, decay, reset)`` for
+    storage ``fmt``, compiled on first use; its streaming-store loop only with ``stream``
+    (see :func:`_form_rows`)."""
+    rows = _FORM2_ROWS.get((key, fmt, stream))
     if rows is not None:
         return rows
     kind, decay, reset = key
 
-    def fwd(xr, sr, s1, s2, m, p, one_s, zero_s, stream):
-        if stream:
-            forward2_loop(xr, sr, s1, s2, m, p, one_s, zero_s, kind, decay, reset, True)
-        else:
+    if stream:
+        def fwd(xr, sr, s1, s2, m, p, one_s, zero_s, stream):
+            if stream:
+                forward2_loop(xr, sr, s1, s2, m, p, one_s, zero_s, kind, decay, reset, True)
+            else:
+                forward2_loop(xr, sr, s1, s2, m, p, one_s, zero_s, kind, decay, reset, False)
+    else:
+        def fwd(xr, sr, s1, s2, m, p, one_s, zero_s, stream):
             forward2_loop(xr, sr, s1, s2, m, p, one_s, zero_s, kind, decay, reset, False)
+
+    rows = _compile_rows(dict(fwd=fwd), _row2_sigs(fmt),
+                         _form_name(key, fmt, stream))
+    _FORM2_ROWS[(key, fmt, stream)] = rows
+    return rows
+
+
+def _charge2_rows(key: tuple[int, int, int], fmt: str) -> dict:
+    """The backward's recompute row (``chg``) of two-state form ``key`` for storage
+    ``fmt``, compiled on first backward."""
+    rows = _CHARGE2_ROWS.get((key, fmt))
+    if rows is not None:
+        return rows
+    kind, decay, reset = key
 
     def chg(xr, h1r, h2r, s1, s2, m, p):
         charge2_loop(xr, h1r, h2r, s1, s2, m, p, kind, decay, reset)
 
-    sigs = _row2_sigs(fmt)
-    name = f"{_KIND_NAMES[kind]}_{'decay_' if decay else ''}{RESET_KINDS[reset]}_{fmt}"
-    rows = _compile_rows(dict(fwd=fwd, chg=chg), {r: sigs[r] for r in ("fwd", "chg")}, name)
-    _FORM2_ROWS[(key, fmt)] = rows
+    rows = _compile_rows(dict(chg=chg), _row2_sigs(fmt),
+                         _form_name(key, fmt, False))
+    _CHARGE2_ROWS[(key, fmt)] = rows
     return rows
 
 
-def _grad2_rows(key: tuple[int, int, int], fmt: str) -> dict:
+def _grad2_rows(key: tuple[int, int, int], fmt: str, stream: bool = False) -> dict:
     """The gradient row (``grad``) of two-state ``key = (kind, decay, surrogate)`` for
-    storage ``fmt`` (reset and detach runtime switches), compiled on first use."""
-    rows = _GRAD2_ROWS.get((key, fmt))
+    storage ``fmt`` (reset and detach runtime switches), compiled on first use; its
+    streaming-store loop only with ``stream``."""
+    rows = _GRAD2_ROWS.get((key, fmt, stream))
     if rows is not None:
         return rows
     kind, decay, surr = key
 
-    def grad(h1r, h2r, gsr, gxr, g1, g2, m, p, reset, detach, stream):
-        if stream:
-            grad2_loop(h1r, h2r, gsr, gxr, g1, g2, m, p, kind, decay, reset, detach, True, surr)
-        else:
+    if stream:
+        def grad(h1r, h2r, gsr, gxr, g1, g2, m, p, reset, detach, stream):
+            if stream:
+                grad2_loop(h1r, h2r, gsr, gxr, g1, g2, m, p, kind, decay, reset, detach, True,
+                           surr)
+            else:
+                grad2_loop(h1r, h2r, gsr, gxr, g1, g2, m, p, kind, decay, reset, detach, False,
+                           surr)
+    else:
+        def grad(h1r, h2r, gsr, gxr, g1, g2, m, p, reset, detach, stream):
             grad2_loop(h1r, h2r, gsr, gxr, g1, g2, m, p, kind, decay, reset, detach, False,
                        surr)
 
-    name = (f"{_KIND_NAMES[kind]}_{'decay_' if decay else ''}{SURROGATE_NAMES[surr]}_{fmt}")
-    rows = _compile_rows(dict(grad=grad), {"grad": _row2_sigs(fmt)["grad"]}, name)
-    _GRAD2_ROWS[(key, fmt)] = rows
+    name = (f"{_KIND_NAMES[kind]}_{'decay_' if decay else ''}{SURROGATE_NAMES[surr]}_{fmt}"
+            f"{'_stream' if stream else ''}")
+    rows = _compile_rows(dict(grad=grad), _row2_sigs(fmt), name)
+    _GRAD2_ROWS[(key, fmt, stream)] = rows
     return rows
 
 
-def rows_for(spec: NeuronSpec, fmt: str, backward: bool) -> tuple[int, ...]:
+def rows_for(spec: NeuronSpec, fmt: str, backward: bool, stream: bool) -> tuple[int, ...]:
     """Addresses of the row functions a driver of ``spec``'s kind needs, in its argument
     order: IF/LIF forward ``(fwd4, fwd1)``, backward ``(chg4, chg1, grad4, grad1)``;
-    ALIF/CubaLIF forward ``(fwd,)``, backward ``(chg, grad)``."""
+    ALIF/CubaLIF forward ``(fwd,)``, backward ``(chg, grad)``. ``stream``: rows that can
+    store with non-temporal stores (when the driver asks; see :func:`_form_rows`)."""
     key = _form_key(spec)
     if key[0] in (KIND_IF, KIND_LIF):
-        form = _form_rows(key, fmt)
         if not backward:
+            form = _form_rows(key, fmt, stream)
             return form["fwd4_addr"], form["fwd1_addr"]
-        grad = _grad_rows(spec.surrogate_id, fmt)
-        return form["chg4_addr"], form["chg1_addr"], grad["grad4_addr"], grad["grad1_addr"]
-    form = _form2_rows(key, fmt)
+        chg = _charge_rows(key, fmt)
+        grad = _grad_rows(spec.surrogate_id, fmt, stream)
+        return chg["chg4_addr"], chg["chg1_addr"], grad["grad4_addr"], grad["grad1_addr"]
     if not backward:
-        return (form["fwd_addr"],)
-    grad = _grad2_rows((key[0], key[1], spec.surrogate_id), fmt)
-    return form["chg_addr"], grad["grad_addr"]
+        return (_form2_rows(key, fmt, stream)["fwd_addr"],)
+    grad = _grad2_rows((key[0], key[1], spec.surrogate_id), fmt, stream)
+    return _charge2_rows(key, fmt)["chg_addr"], grad["grad_addr"]
