@@ -35,3 +35,7 @@ class DamagedFileError(SpikeforgeError):
 
 class TrainingDiverged(SpikeforgeError, FloatingPointError):
     """The training loss became NaN or infinite; the message names epoch and step."""
+
+
+class ConfigError(SpikeforgeError, ValueError):
+    """A bad configuration: the message names the key and what was wrong."""

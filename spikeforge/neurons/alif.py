@@ -12,7 +12,7 @@ import torch
 
 from spikeforge.functional.neuron import charge, fire, reset
 from spikeforge.functional.surrogate import Surrogate
-from spikeforge.neurons.base import SpikingNeuron, register_neuron
+from spikeforge.neurons.base import SpikingNeuron, register_neuron, time_constant
 from spikeforge.ops.spec import NeuronSpec
 
 
@@ -80,8 +80,7 @@ class ALIF(SpikingNeuron):
         backend: str = "auto",
         **options,
     ) -> None:
-        if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau >= 1.0):
-            raise ValueError(f"ALIF: tau must be a number >= 1, got {tau!r}")
+        tau = time_constant("ALIF", "tau", tau)
         if not (isinstance(tau_adapt, (int, float)) and 0 < tau_adapt < math.inf):
             raise ValueError(f"ALIF: tau_adapt must be a positive number, got {tau_adapt!r}")
         if not (isinstance(beta, (int, float)) and 0 <= beta < math.inf):
@@ -90,7 +89,7 @@ class ALIF(SpikingNeuron):
             raise ValueError("ALIF: reset_delay is not offered (see the class docstring)")
         super().__init__(v_threshold, v_reset, decay_input, detach_reset, surrogate, reset,
                          backend, **options)
-        self.tau, self.tau_adapt, self.beta = float(tau), float(tau_adapt), float(beta)
+        self.tau, self.tau_adapt, self.beta = tau, float(tau_adapt), float(beta)
         self._check_backend()
 
     def params(self) -> tuple:

@@ -364,3 +364,12 @@ def config_kwargs(cls: type[SpikingNeuron], common: dict, params: dict) -> dict:
             kwargs[key] = value
     kwargs.update(params)
     return kwargs
+
+
+def time_constant(owner: str, key: str, value) -> float:
+    """``value`` as a float time constant in steps (``k = 1/tau`` per step, so
+    ``tau >= 1`` keeps ``0 < k <= 1``); a ``ValueError`` naming ``owner`` and ``key``
+    unless it is a finite number >= 1."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 1.0):
+        raise ValueError(f"{owner}: {key} must be a number >= 1, got {value!r}")
+    return float(value)

@@ -4,14 +4,13 @@ The whole neuron type is this file: its state, its step, its module.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 
 from spikeforge.functional.neuron import integrate_and_fire
 from spikeforge.functional.surrogate import Surrogate
-from spikeforge.neurons.base import SpikingNeuron, register_neuron
+from spikeforge.neurons.base import SpikingNeuron, register_neuron, time_constant
 from spikeforge.ops.spec import NeuronSpec
 
 
@@ -91,12 +90,11 @@ class CubaLIF(SpikingNeuron):
         backend: str = "auto",
         **options,
     ) -> None:
-        for name, value in (("tau", tau), ("tau_syn", tau_syn)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 1.0):
-                raise ValueError(f"CubaLIF: {name} must be a number >= 1, got {value!r}")
+        tau = time_constant("CubaLIF", "tau", tau)
+        tau_syn = time_constant("CubaLIF", "tau_syn", tau_syn)
         super().__init__(v_threshold, v_reset, decay_input, detach_reset, surrogate, reset,
                          backend, **options)
-        self.tau, self.tau_syn = float(tau), float(tau_syn)
+        self.tau, self.tau_syn = tau, tau_syn
         self._check_backend()
 
     def params(self) -> tuple:

@@ -11,7 +11,7 @@ from torch import nn
 
 from spikeforge.functional.neuron import LIFState, if_step, lif_step
 from spikeforge.functional.surrogate import Surrogate
-from spikeforge.neurons.base import SpikingNeuron, register_neuron
+from spikeforge.neurons.base import SpikingNeuron, register_neuron, time_constant
 
 
 @register_neuron("if")
@@ -73,11 +73,10 @@ class LIF(SpikingNeuron):
         backend: str = "auto",
         **options,
     ) -> None:
-        if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau >= 1.0):
-            raise ValueError(f"LIF: tau must be a number >= 1, got {tau!r}")
+        tau = time_constant("LIF", "tau", tau)
         super().__init__(v_threshold, v_reset, decay_input, detach_reset, surrogate, reset,
                          backend, **options)
-        self.tau = float(tau)
+        self.tau = tau
         self._check_backend()
 
     def params(self) -> tuple:

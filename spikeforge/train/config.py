@@ -4,24 +4,31 @@ Every key is declared here with its type and default; an unknown key, a value
 of the wrong type or out of range is a :class:`ConfigError` naming the key
 (e.g. ``data.time_steps``). ``load_config`` merges, in order: the defaults, a
 YAML file, then ``key.sub=value`` overrides from the command line.
+
+This module is the schema (sections, keys, defaults, and which check each key
+gets); the checks themselves are in :mod:`spikeforge.train.checks`, reading the
+file and the overrides in :mod:`spikeforge.train.overrides`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any
 
-import yaml
+from spikeforge.errors import ConfigError
+from spikeforge.train.checks import bounded as _bounded
+from spikeforge.train.checks import build as _build
+from spikeforge.train.checks import check_registries
+from spikeforge.train.checks import choice as _choice
+from spikeforge.train.checks import neuron_params as _neuron_params
+from spikeforge.train.checks import positive as _positive
+from spikeforge.train.overrides import apply_override, read_values
 
-from spikeforge.errors import SpikeforgeError
-
-
-class ConfigError(SpikeforgeError, ValueError):
-    """A bad configuration: the message names the key and what was wrong."""
+__all__ = [
+    "ConfigError", "ConvertConfig", "DataConfig", "LossConfig", "MTTConfig", "ModelConfig",
+    "OptimConfig", "RunConfig", "TrainConfig", "apply_override", "config_from_dict",
+    "config_to_dict", "load_config",
+]
 
 
 @dataclass
@@ -146,47 +153,6 @@ class ModelConfig:
         if not self.width > 0:
             raise ConfigError(f"{prefix}.width must be > 0, got {self.width}")
         self.neuron_params = _neuron_params(self, f"{prefix}.neuron_params")
-
-
-def _neuron_params(model: ModelConfig, key: str) -> dict:
-    """``model.neuron_params`` checked against the registered type's constructor: known
-    names, values of the annotated types, the type's own defaults filled in, and the
-    type's own range checks (by building one neuron on the reference backend)."""
-    from spikeforge.functional.surrogate import get_surrogate
-    from spikeforge.neurons.base import (
-        NEURONS,
-        config_kwargs,
-        neuron_parameter_types,
-        own_parameters,
-    )
-
-    if model.neuron not in NEURONS:
-        return dict(model.neuron_params)  # named by checks.check_registries
-    cls = NEURONS[model.neuron]
-    types = neuron_parameter_types(cls)
-    out = {}
-    for name, value in model.neuron_params.items():
-        if name not in types:
-            raise ConfigError(
-                f"unknown config key {key}.{name!s} for neuron {model.neuron!r}; its "
-                f"parameters: {', '.join(sorted(types))} (tau, v_threshold, v_reset, "
-                "detach_reset, surrogate, alpha and backend are keys of model itself)"
-            )
-        out[name] = _coerce(value, types[name], f"{key}.{name}")
-    for name, p in own_parameters(cls).items():
-        if p.default is not p.empty:
-            out.setdefault(name, p.default)
-    try:
-        surrogate = get_surrogate(model.surrogate, model.alpha)
-    except (ValueError, KeyError):
-        return out  # an unknown surrogate is named by checks.check_registries
-    common = dict(tau=model.tau, v_threshold=model.v_threshold, v_reset=model.v_reset,
-                  detach_reset=model.detach_reset, backend="reference", surrogate=surrogate)
-    try:
-        cls(**config_kwargs(cls, common, out))
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{key} for neuron {model.neuron!r}: {e}") from e
-    return out
 
 
 @dataclass
@@ -345,113 +311,8 @@ class RunConfig:
             if dataclasses.is_dataclass(v):
                 v.validate(f.name)
         # Names are looked up in the registries now, so `spikeforge config` rejects
-        # what `spikeforge train` would (imported here: the registries import torch).
-        from spikeforge.train.checks import check_registries
-
+        # what `spikeforge train` would.
         check_registries(self)
-
-
-def _positive(value: int, key: str) -> None:
-    if value < 1:
-        raise ConfigError(f"{key} must be >= 1, got {value}")
-
-
-def _bounded(
-    value: float,
-    key: str,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    """Raise naming ``key`` unless ``value`` is finite and inside the given bounds."""
-    parts = []
-    if low is not None:
-        parts.append(f"{'>' if low_open else '>='} {low:g}")
-    if high is not None:
-        parts.append(f"{'<' if high_open else '<='} {high:g}")
-    ok = math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        bounds = " and ".join(parts)
-        raise ConfigError(f"{key} must be {bounds + ' and ' if bounds else ''}finite, got {value}")
-
-
-def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check/convert ``value`` to the annotated type ``tp`` or raise naming ``key``."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping of keys, got {value!r}")
-        return dict(value)
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping of keys, got {value!r}")
-        return _build(tp, value, key)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):
-            # YAML 1.1 reads 1e-3 (no dot) as a string; accept plain numerals.
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover
-
-
-def _build(cls, values: dict, prefix: str = ""):
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for k in values:
-        if k not in names:
-            where = f"{prefix}.{k}" if prefix else k
-            raise ConfigError(
-                f"unknown config key {where!r}; valid keys here: {', '.join(sorted(names))}"
-            )
-    kwargs = {}
-    for k, v in values.items():
-        kwargs[k] = _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k)
-    return cls(**kwargs)
 
 
 def config_from_dict(values: dict) -> RunConfig:
@@ -472,43 +333,6 @@ def config_to_dict(cfg: RunConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def apply_override(values: dict, override: str) -> None:
-    """Apply one ``a.b.c=value`` override (value parsed as YAML) to a nested dict."""
-    if "=" not in override:
-        raise ConfigError(f"override {override!r} must look like key.sub=value")
-    key, raw = override.split("=", 1)
-    parts = key.strip().split(".")
-    if not all(parts):
-        raise ConfigError(f"override {override!r} has an empty key part")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"override {key}: cannot parse value {raw!r}: {e}") from e
-    node = values
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {key}: {p!r} is not a section")
-    node[parts[-1]] = value
-
-
 def load_config(path: str | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Defaults <- YAML file at ``path`` <- ``overrides``; validated."""
-    values: dict = {}
-    if path is not None:
-        try:
-            with open(path) as f:
-                loaded = yaml.safe_load(f)
-        except FileNotFoundError as e:
-            raise ConfigError(f"config file not found: {path}") from e
-        except (OSError, UnicodeDecodeError) as e:
-            reason = getattr(e, "strerror", None) or e
-            raise ConfigError(f"cannot read config file {path}: {reason}") from e
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at the top level")
-        values = loaded or {}
-    for o in overrides or []:
-        apply_override(values, o)
-    return config_from_dict(values)
+    return config_from_dict(read_values(path, overrides))

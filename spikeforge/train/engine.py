@@ -13,6 +13,11 @@ What a run directory may hold and when it is refused is decided in
 (:mod:`spikeforge.train.checkpoint`), and a damaged one is a
 :class:`~spikeforge.errors.DamagedFileError` naming it, raised before anything is
 written.
+
+The loop is here; seeds, batches and their encoding are in
+:mod:`spikeforge.train.batches`, loading a checkpoint back in
+:mod:`spikeforge.train.resume`, the log, progress bar and ``metrics.json`` fields in
+:mod:`spikeforge.train.output`.
 """
 
 from __future__ import annotations
@@ -27,32 +32,42 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset
 
 from spikeforge.data import DatasetBundle, get_dataset
-from spikeforge.errors import DamagedFileError, TrainingDiverged
-from spikeforge.functional.encoding import direct_encode, poisson_encode, rate_encode
+from spikeforge.errors import TrainingDiverged
 from spikeforge.functional.loss import build_loss
 from spikeforge.models import build_model
 from spikeforge.neurons import FiringRateMonitor
 from spikeforge.runtime import auto_threads
 from spikeforge.train import distributed, rundir
+from spikeforge.train.batches import derived_seed, iterate_batches, time_first
+from spikeforge.train.batches import seeded_generator as _generator
 from spikeforge.train.checkpoint import (
     CONFIG_KEY,
     POINTER,
     atomic_save_tensors,
     atomic_write_text,
-    load_checkpoint,
     save_checkpoint,
 )
 from spikeforge.train.config import RunConfig
+from spikeforge.train.output import (
+    FINAL_METRICS,
+    final_metrics,
+    log_epoch,
+    log_run_start,
+    progress_bar,
+    setup_logging,
+)
+from spikeforge.train.resume import restore_checkpoint
+
+# re-exported: their home was this module
+__all__ = [
+    "FINAL_METRICS", "OPTIMIZERS", "PRECISIONS", "EvalResult", "Trainer", "derived_seed",
+    "iterate_batches", "load_run_config", "load_trained",
+]
 
 log = logging.getLogger("spikeforge.train")
-
-#: Callables ``fn(trainer, result) -> dict`` whose entries ``_finish`` adds to
-#: ``metrics.json``: the extension point through which ``spikeforge.analysis``
-#: (which train/ may not import) adds spike, SOP and energy statistics.
-FINAL_METRICS: list = []
 
 OPTIMIZERS = {
     "adam": lambda params, o: torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay),
@@ -65,38 +80,6 @@ OPTIMIZERS = {
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 """``train.precision`` -> the autocast dtype (None: no autocast)."""
-
-
-def derived_seed(seed: int, *parts: int) -> int:
-    """A 63-bit seed from the run seed and integers (epoch, stream id)."""
-    h = seed & 0xFFFFFFFF
-    for p in parts:
-        h = (h * 6364136223846793005 + p + 1442695040888963407) & 0x7FFFFFFFFFFFFFFF
-    return h
-
-
-def _generator(seed: int) -> torch.Generator:
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
-
-
-def iterate_batches(dataset: Dataset, batch_size: int, order: torch.Tensor | None):
-    """Yield ``(x, y)`` batches in ``order`` (indices) or in dataset order.
-
-    In-memory ``TensorDataset`` s are sliced directly (no per-sample Python);
-    any other dataset goes through a single-process DataLoader.
-    """
-    n = len(dataset)
-    idx = order if order is not None else torch.arange(n)
-    if isinstance(dataset, TensorDataset):
-        x_all, y_all = dataset.tensors[:2]
-        for i in range(0, n, batch_size):
-            j = idx[i : i + batch_size]
-            yield x_all[j], y_all[j]
-        return
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=idx.tolist(), num_workers=0)
-    yield from loader
 
 
 @dataclass
@@ -192,33 +175,12 @@ class Trainer:
         return trainer
 
     def _load_checkpoint(self) -> None:
-        """Load the checkpoint of ``run_dir`` into model, optimizer and scheduler; a
-        file that does not fit is a :class:`DamagedFileError` naming it."""
-        pointer, model_state, opt_state = load_checkpoint(self.run_dir)
-        tensors = os.path.join(self.run_dir, pointer["tensors"])
-        pointer_path = os.path.join(self.run_dir, POINTER)
-        if pointer.get("config_sha256", self.config_sha256) != self.config_sha256:
-            raise DamagedFileError(pointer_path, "checkpoint belongs to another config")
-        rundir.check_state_fits(tensors, model_state, self.model)
-        history = pointer["history"]
-        epoch = int(pointer["epoch"])
-        if set(history) != set(self.history) or any(
-            not isinstance(v, list) or len(v) != epoch for v in history.values()
-        ):
-            raise DamagedFileError(pointer_path, "checkpoint history does not fit its epoch")
-        try:
-            self.model.load_state_dict(model_state)
-            self.optimizer.load_state_dict(opt_state)
-            if self.scheduler is not None and pointer.get("scheduler"):
-                self.scheduler.load_state_dict(pointer["scheduler"])
-        except (KeyError, ValueError, TypeError, RuntimeError) as e:
-            problem = " ".join(str(e).split())[:160]
-            raise DamagedFileError(
-                tensors, f"checkpoint does not fit this run's optimizer ({problem})"
-            ) from None
-        self.start_epoch = epoch
-        self.history = history
-        self.train_seconds = float(pointer["train_seconds"])
+        """Load the checkpoint of ``run_dir`` into model, optimizer and scheduler, with
+        the history and training time it records (:func:`resume.restore_checkpoint`)."""
+        self.start_epoch, self.history, self.train_seconds = restore_checkpoint(
+            self.run_dir, self.config_sha256, self.model, self.optimizer, self.scheduler,
+            set(self.history),
+        )
 
     # -- data -----------------------------------------------------------------
     def to_time_first(
@@ -230,17 +192,7 @@ class Trainer:
         x = x.to(self.device, non_blocking=True)
         d = self.cfg.data
         t = d.time_steps if time_steps is None else time_steps
-        if self.bundle.temporal:
-            if t == x.shape[1]:
-                return x.transpose(0, 1)
-            from spikeforge.train.mtt import retime
-
-            return retime(x.transpose(0, 1), t)
-        if d.encoding == "direct":
-            return direct_encode(x, t)
-        if d.encoding == "rate":
-            return rate_encode(x, t, generator)
-        return poisson_encode(x, t, generator)
+        return time_first(x, t, d.encoding, self.bundle.temporal, generator)
 
     def _configurations(self, generator: torch.Generator) -> list[list[int] | None]:
         """The temporal configurations of one iteration: ``[None]`` (the fixed ``T``)
@@ -347,20 +299,7 @@ class Trainer:
             # rank 0 resumes this run: every rank starts from its checkpoint
             self.config_sha256 = rundir.read_config(self.run_dir)[1]
             self._load_checkpoint()
-        log.info(
-            "run %s: dataset %s (%d train / %d test), model %s, %d parameters, T=%d, device %s, "
-            "%d threads%s",
-            self.run_dir,
-            cfg.data.name,
-            len(self.bundle.train),
-            len(self.bundle.test),
-            cfg.model.name,
-            sum(p.numel() for p in self.model.parameters()),
-            cfg.data.time_steps,
-            self.device,
-            self.threads,
-            f", resuming after epoch {self.start_epoch}" if self.start_epoch else "",
-        )
+        log_run_start(self)
         progress = self._progress() if main else None
         result = None
         with progress if progress is not None else contextlib.nullcontext():
@@ -385,17 +324,7 @@ class Trainer:
                 h["test_accuracy"].append(result.accuracy)
                 h["train_seconds"].append(seconds)
                 h["mean_firing_rate"].append(rate)
-                log.info(
-                    "epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f  firing rate %.4f  "
-                    "train time %.1f s",
-                    epoch + 1,
-                    cfg.epochs,
-                    loss,
-                    acc,
-                    result.accuracy,
-                    rate,
-                    seconds,
-                )
+                log_epoch(epoch, cfg.epochs, loss, acc, result.accuracy, rate, seconds)
                 state = {
                     "history": h,
                     "train_seconds": self.train_seconds,
@@ -428,27 +357,7 @@ class Trainer:
         rundir.claim(self.run_dir, self.plan, text)
 
     def _finish(self, result: EvalResult) -> dict:
-        h = self.history
-        metrics = {
-            "test_accuracy": result.accuracy,
-            "best_test_accuracy": max(h["test_accuracy"]) if h["test_accuracy"] else None,
-            "test_loss": result.loss,
-            "train_loss": h["train_loss"],
-            "train_accuracy": h["train_accuracy"],
-            "test_accuracy_per_epoch": h["test_accuracy"],
-            "train_seconds_per_epoch": h["train_seconds"],
-            "firing_rate": result.firing_rate,
-            "mean_firing_rate": result.mean_firing_rate,
-            "epochs": len(h["train_loss"]),
-            "seconds": self.train_seconds,
-            "dataset": self.cfg.data.name,
-            "model": self.cfg.model.name,
-            "time_steps": self.cfg.data.time_steps,
-            "threads": self.threads,
-            "config_sha256": self.config_sha256,
-        }
-        if self.dist.enabled:
-            metrics["world_size"] = self.dist.world_size
+        metrics = final_metrics(self, result)
         if not self.dist.is_main:
             return metrics
         atomic_save_tensors(
@@ -469,45 +378,10 @@ class Trainer:
 
     # -- output -----------------------------------------------------------------
     def _setup_logging(self) -> None:
-        logger = logging.getLogger("spikeforge")
-        logger.setLevel(logging.INFO)
-        path = os.path.abspath(os.path.join(self.run_dir, "train.log"))
-        for h in list(logger.handlers):
-            if getattr(h, "_spikeforge_run", False):
-                logger.removeHandler(h)
-                h.close()
-        fh = logging.FileHandler(path)
-        fh.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        fh._spikeforge_run = True  # type: ignore[attr-defined]
-        logger.addHandler(fh)
-        if self.console is not None:
-            from rich.logging import RichHandler
-
-            rh = RichHandler(console=self.console, show_path=False, show_time=False)
-            rh._spikeforge_run = True  # type: ignore[attr-defined]
-            logger.addHandler(rh)
+        setup_logging(self.run_dir, self.console)
 
     def _progress(self):
-        if not self.cfg.progress or self.console is None:
-            return None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        return Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}"),
-            TextColumn("rate {task.fields[rate]:.3f}"),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=False,
-        )
+        return progress_bar(self.console) if self.cfg.progress else None
 
 
 def load_run_config(run_dir: str) -> RunConfig:

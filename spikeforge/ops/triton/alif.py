@@ -30,8 +30,18 @@ import torch
 import triton.language as tl
 
 from spikeforge.ops.spec import NeuronSpec
-from spikeforge.ops.triton import jit
-from spikeforge.ops.triton.arith import charge, fire, reset, reset_grads, surrogate_grad
+from spikeforge.ops.triton import two_state
+from spikeforge.ops.triton.arith import (
+    block_offsets,
+    charge,
+    fire,
+    fire_reset,
+    load_or,
+    reset_grads,
+    spec_values,
+    surrogate_grad,
+    surrogate_values,
+)
 
 
 def alif_fwd(
@@ -41,31 +51,22 @@ def alif_fwd(
 ):
     """Forward for one block of neurons: ``S[t]`` for every t and (``WRITE_STATE``) the
     final ``V[T-1]``, ``A[T-1]``."""
-    pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    offs, mask = block_offsets(N, BLOCK)
     cdt = p_ptr.dtype.element_ty
     k = tl.load(q_ptr + 0)
     rho = tl.load(q_ptr + 1)
     beta = tl.load(q_ptr + 2)
-    vth = tl.load(p_ptr + 0)
-    vreset = tl.load(p_ptr + 1)
-    vrest = tl.load(p_ptr + 2)
-    if HAS_S0:
-        v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(cdt)
-        a = tl.load(a0_ptr + offs, mask=mask, other=0.0).to(cdt)
-    else:
-        v = tl.zeros([BLOCK], dtype=cdt) + vrest
-        a = tl.zeros([BLOCK], dtype=cdt)
+    vth, vreset, vrest = spec_values(p_ptr)
+    zero = tl.zeros([BLOCK], dtype=cdt)
+    v = load_or(v0_ptr, offs, mask, zero + vrest, HAS_S0)
+    a = load_or(a0_ptr, offs, mask, zero, HAS_S0)
     xp = x_ptr + offs
     sp = s_ptr + offs
     for _t in range(T):
         x = tl.load(xp, mask=mask, other=0.0, eviction_policy="evict_first").to(cdt)
         h = charge(v, x, k, vrest, True, DECAY)
-        theta = vth + beta * a
-        s = fire(h - theta, STRICT)
+        s, v = fire_reset(h, vth + beta * a, vreset, STRICT, RESET)
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
-        v = reset(h, s, theta, vreset, RESET)
         a = rho * a + s
         xp += N
         sp += N
@@ -85,26 +86,16 @@ def alif_bwd(
     (which may alias ``gx_ptr``) and ``A[t-1]`` into ``as_ptr``, then the reverse-time
     recurrence of the module docstring writing ``grad_x`` and (``NEED_GS0``) the
     gradients of ``v0`` and ``a0``."""
-    pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    offs, mask = block_offsets(N, BLOCK)
     cdt = p_ptr.dtype.element_ty
     k = tl.load(q_ptr + 0)
     rho = tl.load(q_ptr + 1)
     beta = tl.load(q_ptr + 2)
-    vth = tl.load(p_ptr + 0)
-    vreset = tl.load(p_ptr + 1)
-    vrest = tl.load(p_ptr + 2)
-    alpha = tl.load(p_ptr + 3)
-    c1 = tl.load(p_ptr + 4)
-    c2 = tl.load(p_ptr + 5)
-    inv_alpha = tl.load(p_ptr + 6)
-    if HAS_S0:
-        v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(cdt)
-        a = tl.load(a0_ptr + offs, mask=mask, other=0.0).to(cdt)
-    else:
-        v = tl.zeros([BLOCK], dtype=cdt) + vrest
-        a = tl.zeros([BLOCK], dtype=cdt)
+    vth, vreset, vrest = spec_values(p_ptr)
+    alpha, c1, c2, inv_alpha = surrogate_values(p_ptr)
+    zero = tl.zeros([BLOCK], dtype=cdt)
+    v = load_or(v0_ptr, offs, mask, zero + vrest, HAS_S0)
+    a = load_or(a0_ptr, offs, mask, zero, HAS_S0)
 
     # 1) forward recompute: H[t], A[t-1] -> scratch
     xp = x_ptr + offs
@@ -115,23 +106,15 @@ def alif_bwd(
         h = charge(v, x, k, vrest, True, DECAY)
         tl.store(hp, h, mask=mask, eviction_policy="evict_last")
         tl.store(ap, a, mask=mask, eviction_policy="evict_last")
-        theta = vth + beta * a
-        s = fire(h - theta, STRICT)
-        v = reset(h, s, theta, vreset, RESET)
+        s, v = fire_reset(h, vth + beta * a, vreset, STRICT, RESET)
         a = rho * a + s
         xp += N
         hp += N
         ap += N
 
     # 2) reverse time
-    if HAS_GV:
-        gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(cdt)
-    else:
-        gv = tl.zeros([BLOCK], dtype=cdt)
-    if HAS_GA:
-        ga = tl.load(ga_ptr + offs, mask=mask, other=0.0).to(cdt)
-    else:
-        ga = tl.zeros([BLOCK], dtype=cdt)
+    gv = load_or(gv_ptr, offs, mask, zero, HAS_GV)
+    ga = load_or(ga_ptr, offs, mask, zero, HAS_GA)
     hp = h_ptr + last + offs
     ap = as_ptr + last + offs
     gsp = gs_ptr + last + offs
@@ -172,33 +155,11 @@ def alif_bwd(
 KERNELS = (alif_fwd, alif_bwd)
 
 
-def _state(t: torch.Tensor | None, n: int) -> torch.Tensor | None:
-    return None if t is None else t.detach().reshape(n).contiguous()
-
-
 def forward(x2d: torch.Tensor, state0, params, spec: NeuronSpec, need_state: bool = True):
     """Raw fused ALIF forward over contiguous ``x2d`` ``[T, N]`` from ``state0 = (v0, a0)``
     (``None``: ``V = V_rest``, ``A = 0``) with ``params = (k, rho, beta)`` floats. Returns
     ``(spikes [T, N] in x's dtype, (V[T-1], A[T-1]) [N] in the compute dtype or None)``."""
-    T, N = x2d.shape
-    dev = x2d.device
-    cdt = jit.compute_dtype(x2d.dtype)
-    s = torch.empty_like(x2d)
-    st = [torch.empty(N, dtype=cdt, device=dev) for _ in range(2)] if need_state else None
-    if N == 0:
-        return s, (None if st is None else (st[0], st[1]))
-    p = jit.spec_params(spec, cdt, dev)
-    q = jit.kind_params(params, cdt, dev)
-    v0, a0 = (None, None) if state0 is None else (_state(state0[0], N), _state(state0[1], N))
-    dummy = p
-    jit.launch(
-        "alif_fwd", N, jit.block(N),
-        (x2d, dummy if v0 is None else v0, dummy if a0 is None else a0, s,
-         st[0] if need_state else dummy, st[1] if need_state else dummy, q, p, T, N),
-        dict(HAS_S0=state0 is not None, DECAY=bool(spec.decay_input), RESET=int(spec.reset_id),
-             STRICT=bool(spec.fire_strict), WRITE_STATE=need_state),
-    )
-    return s, (None if st is None else (st[0], st[1]))
+    return two_state.forward("alif_fwd", x2d, state0, params, spec, need_state)
 
 
 def backward(x2d, state0, params, spec: NeuronSpec, grad_s, grad_state, need_gx: bool = True,
@@ -206,33 +167,5 @@ def backward(x2d, state0, params, spec: NeuronSpec, grad_s, grad_state, need_gx:
     """Raw fused ALIF backward of :func:`forward` for ``grad_s = dL/dS`` and ``grad_state
     = (dL/dV[T-1], dL/dA[T-1])`` (``None`` entries = 0). Returns ``(grad_x [T, N] in x's
     dtype or None, (grad_v0, grad_a0) [N] in the compute dtype or None)``."""
-    T, N = x2d.shape
-    dev = x2d.device
-    cdt = jit.compute_dtype(x2d.dtype)
-    need_gstate = need_gstate and state0 is not None
-    gx = torch.empty_like(x2d) if need_gx else None
-    g0 = [torch.empty(N, dtype=cdt, device=dev) for _ in range(2)] if need_gstate else None
-    if N == 0:
-        return gx, (None if g0 is None else (g0[0], g0[1]))
-    hbuf = gx if gx is not None and gx.dtype == cdt else torch.empty((T, N), dtype=cdt,
-                                                                     device=dev)
-    abuf = torch.empty((T, N), dtype=cdt, device=dev)
-    p = jit.spec_params(spec, cdt, dev)
-    q = jit.kind_params(params, cdt, dev)
-    if grad_s is None:
-        grad_s = torch.zeros_like(x2d)
-    gs = grad_s.reshape(T, N).contiguous()
-    gv, ga = (None, None) if grad_state is None else grad_state
-    v0, a0 = (None, None) if state0 is None else (_state(state0[0], N), _state(state0[1], N))
-    args = (x2d, p if v0 is None else v0, p if a0 is None else a0, gs,
-            p if gv is None else _state(gv, N), p if ga is None else _state(ga, N),
-            gx if gx is not None else hbuf, hbuf, abuf,
-            g0[0] if need_gstate else p, g0[1] if need_gstate else p, q, p, T, N, (T - 1) * N)
-    consts = dict(
-        HAS_S0=state0 is not None, HAS_GV=gv is not None, HAS_GA=ga is not None,
-        DECAY=bool(spec.decay_input), RESET=int(spec.reset_id), DETACH=bool(spec.detach_reset),
-        SURR=int(spec.surrogate_id), STRICT=bool(spec.fire_strict), NEED_GX=gx is not None,
-        NEED_GS0=need_gstate,
-    )
-    jit.launch("alif_bwd", N, jit.block(N, T, backward=True, scratch=2), args, consts)
-    return gx, (None if g0 is None else (g0[0], g0[1]))
+    return two_state.backward("alif_bwd", ("HAS_GV", "HAS_GA"), x2d, state0, params, spec,
+                              grad_s, grad_state, need_gx, need_gstate, scratch=2)

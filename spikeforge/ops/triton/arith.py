@@ -145,5 +145,42 @@ def reset_grads(h, s, sg, theta, vreset, RESET: tl.constexpr, DETACH: tl.constex
     return dh, dth
 
 
-HELPERS = (exp, fabs, select, fmax, *FORMULAS.values(), charge, fire, reset,
-           surrogate_grad, reset_grads)
+def fire_reset(h, theta, vreset, STRICT: tl.constexpr, RESET: tl.constexpr):
+    """``(S[t], V[t])`` from ``H[t]`` and the threshold ``theta``: :func:`fire` of
+    ``H - theta``, then :func:`reset`."""
+    s = fire(h - theta, STRICT)
+    return s, reset(h, s, theta, vreset, RESET)
+
+
+# The prologue every kernel shares: its block of neurons, the spec's parameters (the
+# layout of spikeforge.ops.triton.jit.spec_params) and the initial state or gradient.
+def block_offsets(N, BLOCK: tl.constexpr):
+    """This program's block of neurons: offsets ``pid BLOCK + [0, BLOCK)`` (64-bit, as
+    ``t N + offs`` may pass 2^31) and the mask of those ``< N``."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    return offs, offs < N
+
+
+def spec_values(p_ptr):
+    """``(V_th, V_reset, V_rest)``: entries 0-2 of the spec parameters."""
+    return tl.load(p_ptr + 0), tl.load(p_ptr + 1), tl.load(p_ptr + 2)
+
+
+def surrogate_values(p_ptr):
+    """``(alpha, c1, c2, inv_alpha)`` of :func:`surrogate_grad`: entries 3-6 of the spec
+    parameters."""
+    return tl.load(p_ptr + 3), tl.load(p_ptr + 4), tl.load(p_ptr + 5), tl.load(p_ptr + 6)
+
+
+def load_or(ptr, offs, mask, default, HAS: tl.constexpr):
+    """``ptr[offs]`` in ``default``'s dtype when ``HAS`` (the caller gave that initial
+    state or final-state gradient), else ``default`` (its rest value, or zero)."""
+    if HAS:
+        out = tl.load(ptr + offs, mask=mask, other=0.0).to(default.dtype)
+    else:
+        out = default
+    return out
+
+
+HELPERS = (exp, fabs, select, fmax, *FORMULAS.values(), charge, fire, reset, fire_reset,
+           surrogate_grad, reset_grads, block_offsets, spec_values, surrogate_values, load_or)

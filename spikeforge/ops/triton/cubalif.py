@@ -26,8 +26,18 @@ import torch
 import triton.language as tl
 
 from spikeforge.ops.spec import NeuronSpec
-from spikeforge.ops.triton import jit
-from spikeforge.ops.triton.arith import charge, fire, reset, reset_grads, surrogate_grad
+from spikeforge.ops.triton import two_state
+from spikeforge.ops.triton.arith import (
+    block_offsets,
+    charge,
+    fire,
+    fire_reset,
+    load_or,
+    reset_grads,
+    spec_values,
+    surrogate_grad,
+    surrogate_values,
+)
 
 
 def cubalif_fwd(
@@ -37,30 +47,22 @@ def cubalif_fwd(
 ):
     """Forward for one block of neurons: ``S[t]`` for every t and (``WRITE_STATE``) the
     final ``I[T-1]``, ``V[T-1]``."""
-    pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    offs, mask = block_offsets(N, BLOCK)
     cdt = p_ptr.dtype.element_ty
     ksyn = tl.load(q_ptr + 0)
     kmem = tl.load(q_ptr + 1)
-    vth = tl.load(p_ptr + 0)
-    vreset = tl.load(p_ptr + 1)
-    vrest = tl.load(p_ptr + 2)
-    if HAS_S0:
-        cur = tl.load(i0_ptr + offs, mask=mask, other=0.0).to(cdt)
-        v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(cdt)
-    else:
-        cur = tl.zeros([BLOCK], dtype=cdt)
-        v = tl.zeros([BLOCK], dtype=cdt) + vrest
+    vth, vreset, vrest = spec_values(p_ptr)
+    zero = tl.zeros([BLOCK], dtype=cdt)
+    cur = load_or(i0_ptr, offs, mask, zero, HAS_S0)
+    v = load_or(v0_ptr, offs, mask, zero + vrest, HAS_S0)
     xp = x_ptr + offs
     sp = s_ptr + offs
     for _t in range(T):
         x = tl.load(xp, mask=mask, other=0.0, eviction_policy="evict_first").to(cdt)
         cur = cur - ksyn * cur + x
         h = charge(v, cur, kmem, vrest, True, DECAY)
-        s = fire(h - vth, STRICT)
+        s, v = fire_reset(h, vth, vreset, STRICT, RESET)
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
-        v = reset(h, s, vth, vreset, RESET)
         xp += N
         sp += N
     if WRITE_STATE:
@@ -78,25 +80,15 @@ def cubalif_bwd(
     """Backward for one block of neurons: forward recompute of ``H[t]`` into ``h_ptr``
     (which may alias ``gx_ptr``), then the reverse-time recurrence of the module docstring
     writing ``grad_x`` and (``NEED_GS0``) the gradients of ``i0`` and ``v0``."""
-    pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    offs, mask = block_offsets(N, BLOCK)
     cdt = p_ptr.dtype.element_ty
     ksyn = tl.load(q_ptr + 0)
     kmem = tl.load(q_ptr + 1)
-    vth = tl.load(p_ptr + 0)
-    vreset = tl.load(p_ptr + 1)
-    vrest = tl.load(p_ptr + 2)
-    alpha = tl.load(p_ptr + 3)
-    c1 = tl.load(p_ptr + 4)
-    c2 = tl.load(p_ptr + 5)
-    inv_alpha = tl.load(p_ptr + 6)
-    if HAS_S0:
-        cur = tl.load(i0_ptr + offs, mask=mask, other=0.0).to(cdt)
-        v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(cdt)
-    else:
-        cur = tl.zeros([BLOCK], dtype=cdt)
-        v = tl.zeros([BLOCK], dtype=cdt) + vrest
+    vth, vreset, vrest = spec_values(p_ptr)
+    alpha, c1, c2, inv_alpha = surrogate_values(p_ptr)
+    zero = tl.zeros([BLOCK], dtype=cdt)
+    cur = load_or(i0_ptr, offs, mask, zero, HAS_S0)
+    v = load_or(v0_ptr, offs, mask, zero + vrest, HAS_S0)
 
     # 1) forward recompute: H[t] -> scratch
     xp = x_ptr + offs
@@ -106,20 +98,13 @@ def cubalif_bwd(
         cur = cur - ksyn * cur + x
         h = charge(v, cur, kmem, vrest, True, DECAY)
         tl.store(hp, h, mask=mask, eviction_policy="evict_last")
-        s = fire(h - vth, STRICT)
-        v = reset(h, s, vth, vreset, RESET)
+        _s, v = fire_reset(h, vth, vreset, STRICT, RESET)
         xp += N
         hp += N
 
     # 2) reverse time
-    if HAS_GV:
-        gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(cdt)
-    else:
-        gv = tl.zeros([BLOCK], dtype=cdt)
-    if HAS_GI:
-        gi = tl.load(gi_ptr + offs, mask=mask, other=0.0).to(cdt)
-    else:
-        gi = tl.zeros([BLOCK], dtype=cdt)
+    gv = load_or(gv_ptr, offs, mask, zero, HAS_GV)
+    gi = load_or(gi_ptr, offs, mask, zero, HAS_GI)
     hp = h_ptr + last + offs
     gsp = gs_ptr + last + offs
     gxp = gx_ptr + last + offs
@@ -150,33 +135,12 @@ def cubalif_bwd(
 KERNELS = (cubalif_fwd, cubalif_bwd)
 
 
-def _state(t: torch.Tensor | None, n: int) -> torch.Tensor | None:
-    return None if t is None else t.detach().reshape(n).contiguous()
-
-
 def forward(x2d: torch.Tensor, state0, params, spec: NeuronSpec, need_state: bool = True):
     """Raw fused CubaLIF forward over contiguous ``x2d`` ``[T, N]`` from ``state0 = (i0,
     v0)`` (``None``: ``I = 0``, ``V = V_rest``) with ``params = (k_syn, k_mem)`` floats.
     Returns ``(spikes [T, N] in x's dtype, (I[T-1], V[T-1]) [N] in the compute dtype or
     None)``."""
-    T, N = x2d.shape
-    dev = x2d.device
-    cdt = jit.compute_dtype(x2d.dtype)
-    s = torch.empty_like(x2d)
-    st = [torch.empty(N, dtype=cdt, device=dev) for _ in range(2)] if need_state else None
-    if N == 0:
-        return s, (None if st is None else (st[0], st[1]))
-    p = jit.spec_params(spec, cdt, dev)
-    q = jit.kind_params(params, cdt, dev)
-    i0, v0 = (None, None) if state0 is None else (_state(state0[0], N), _state(state0[1], N))
-    jit.launch(
-        "cubalif_fwd", N, jit.block(N),
-        (x2d, p if i0 is None else i0, p if v0 is None else v0, s,
-         st[0] if need_state else p, st[1] if need_state else p, q, p, T, N),
-        dict(HAS_S0=state0 is not None, DECAY=bool(spec.decay_input), RESET=int(spec.reset_id),
-             STRICT=bool(spec.fire_strict), WRITE_STATE=need_state),
-    )
-    return s, (None if st is None else (st[0], st[1]))
+    return two_state.forward("cubalif_fwd", x2d, state0, params, spec, need_state)
 
 
 def backward(x2d, state0, params, spec: NeuronSpec, grad_s, grad_state, need_gx: bool = True,
@@ -184,32 +148,5 @@ def backward(x2d, state0, params, spec: NeuronSpec, grad_s, grad_state, need_gx:
     """Raw fused CubaLIF backward of :func:`forward` for ``grad_s = dL/dS`` and
     ``grad_state = (dL/dI[T-1], dL/dV[T-1])`` (``None`` entries = 0). Returns ``(grad_x
     [T, N] in x's dtype or None, (grad_i0, grad_v0) [N] in the compute dtype or None)``."""
-    T, N = x2d.shape
-    dev = x2d.device
-    cdt = jit.compute_dtype(x2d.dtype)
-    need_gstate = need_gstate and state0 is not None
-    gx = torch.empty_like(x2d) if need_gx else None
-    g0 = [torch.empty(N, dtype=cdt, device=dev) for _ in range(2)] if need_gstate else None
-    if N == 0:
-        return gx, (None if g0 is None else (g0[0], g0[1]))
-    hbuf = gx if gx is not None and gx.dtype == cdt else torch.empty((T, N), dtype=cdt,
-                                                                     device=dev)
-    p = jit.spec_params(spec, cdt, dev)
-    q = jit.kind_params(params, cdt, dev)
-    if grad_s is None:
-        grad_s = torch.zeros_like(x2d)
-    gs = grad_s.reshape(T, N).contiguous()
-    gi, gv = (None, None) if grad_state is None else grad_state
-    i0, v0 = (None, None) if state0 is None else (_state(state0[0], N), _state(state0[1], N))
-    args = (x2d, p if i0 is None else i0, p if v0 is None else v0, gs,
-            p if gi is None else _state(gi, N), p if gv is None else _state(gv, N),
-            gx if gx is not None else hbuf, hbuf,
-            g0[0] if need_gstate else p, g0[1] if need_gstate else p, q, p, T, N, (T - 1) * N)
-    consts = dict(
-        HAS_S0=state0 is not None, HAS_GI=gi is not None, HAS_GV=gv is not None,
-        DECAY=bool(spec.decay_input), RESET=int(spec.reset_id), DETACH=bool(spec.detach_reset),
-        SURR=int(spec.surrogate_id), STRICT=bool(spec.fire_strict), NEED_GX=gx is not None,
-        NEED_GS0=need_gstate,
-    )
-    jit.launch("cubalif_bwd", N, jit.block(N, T, backward=True), args, consts)
-    return gx, (None if g0 is None else (g0[0], g0[1]))
+    return two_state.backward("cubalif_bwd", ("HAS_GI", "HAS_GV"), x2d, state0, params, spec,
+                              grad_s, grad_state, need_gx, need_gstate)

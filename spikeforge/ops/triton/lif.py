@@ -35,7 +35,17 @@ import triton.language as tl
 
 from spikeforge.ops.spec import NeuronSpec
 from spikeforge.ops.triton import jit
-from spikeforge.ops.triton.arith import charge, fire, reset, reset_grads, surrogate_grad
+from spikeforge.ops.triton.arith import (
+    block_offsets,
+    charge,
+    fire,
+    fire_reset,
+    load_or,
+    reset_grads,
+    spec_values,
+    surrogate_grad,
+    surrogate_values,
+)
 
 
 def lif_fwd(
@@ -45,26 +55,18 @@ def lif_fwd(
 ):
     """Forward: ``S[t]`` for every t and (``WRITE_V``) ``V[T-1]`` for one block of
     neurons."""
-    pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    offs, mask = block_offsets(N, BLOCK)
     cdt = p_ptr.dtype.element_ty
     k = tl.load(k_ptr).to(cdt)
-    vth = tl.load(p_ptr + 0)
-    vreset = tl.load(p_ptr + 1)
-    vrest = tl.load(p_ptr + 2)
-    if HAS_V0:
-        v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(cdt)
-    else:
-        v = tl.zeros([BLOCK], dtype=cdt) + vrest
+    vth, vreset, vrest = spec_values(p_ptr)
+    v = load_or(v0_ptr, offs, mask, tl.zeros([BLOCK], dtype=cdt) + vrest, HAS_V0)
     xp = x_ptr + offs
     sp = s_ptr + offs
     for _t in range(T):
         x = tl.load(xp, mask=mask, other=0.0, eviction_policy="evict_first").to(cdt)
         h = charge(v, x, k, vrest, LEAK, DECAY)
-        s = fire(h - vth, STRICT)
+        s, v = fire_reset(h, vth, vreset, STRICT, RESET)
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
-        v = reset(h, s, vth, vreset, RESET)
         xp += N
         sp += N
     if WRITE_V:
@@ -88,22 +90,13 @@ def lif_bwd(
     rounds to ``-0``); the surrogate and ``H = Z + V_th`` come from the rounded value
     (relative error 2^-11, below the half-precision gradient's own rounding). Not used
     with ``STRICT`` (host's choice)."""
-    pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    offs, mask = block_offsets(N, BLOCK)
     cdt = p_ptr.dtype.element_ty
     k = tl.load(k_ptr).to(cdt)
-    vth = tl.load(p_ptr + 0)
-    vreset = tl.load(p_ptr + 1)
-    vrest = tl.load(p_ptr + 2)
-    alpha = tl.load(p_ptr + 3)
-    c1 = tl.load(p_ptr + 4)
-    c2 = tl.load(p_ptr + 5)
-    inv_alpha = tl.load(p_ptr + 6)
-    if HAS_V0:
-        v0 = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(cdt)
-    else:
-        v0 = tl.zeros([BLOCK], dtype=cdt) + vrest
+    vth, vreset, vrest = spec_values(p_ptr)
+    alpha, c1, c2, inv_alpha = surrogate_values(p_ptr)
+    zero = tl.zeros([BLOCK], dtype=cdt)
+    v0 = load_or(v0_ptr, offs, mask, zero + vrest, HAS_V0)
 
     # 1) forward recompute: H[t] -> scratch
     v = v0
@@ -122,16 +115,12 @@ def lif_bwd(
             tl.store(hp, z.to(tl.float16), mask=mask, eviction_policy="evict_last")
         else:
             tl.store(hp, h, mask=mask, eviction_policy="evict_last")
-        s = fire(h - vth, STRICT)
-        v = reset(h, s, vth, vreset, RESET)
+        _s, v = fire_reset(h, vth, vreset, STRICT, RESET)
         xp += N
         hp += N
 
     # 2) reverse time
-    if HAS_GV:
-        gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(cdt)
-    else:
-        gv = tl.zeros([BLOCK], dtype=cdt)
+    gv = load_or(gv_ptr, offs, mask, zero, HAS_GV)
     gk = tl.zeros([BLOCK], dtype=cdt)
     hp = h_ptr + last + offs
     gsp = gs_ptr + last + offs
@@ -154,8 +143,7 @@ def lif_bwd(
         g_s = tl.load(gsp, mask=mask, other=0.0, eviction_policy="evict_first").to(cdt)
         gh = g_s * sg + gv * dvdh
         if NEED_GK:
-            s_prev = fire(h_prev - vth, STRICT)
-            v_prev = reset(h_prev, s_prev, vth, vreset, RESET)
+            _s, v_prev = fire_reset(h_prev, vth, vreset, STRICT, RESET)
             v_prev = tl.where(has_prev, v_prev, v0)
             if DECAY:
                 x = tl.load(xp, mask=mask, other=0.0).to(cdt)
@@ -180,7 +168,7 @@ def lif_bwd(
     if NEED_GV0:
         tl.store(gv0_ptr + offs, gv, mask=mask)
     if NEED_GK:
-        tl.store(gk_ptr + pid, tl.sum(tl.where(mask, gk, 0.0), axis=0))
+        tl.store(gk_ptr + tl.program_id(0), tl.sum(tl.where(mask, gk, 0.0), axis=0))
 
 
 KERNELS = (lif_fwd, lif_bwd)
