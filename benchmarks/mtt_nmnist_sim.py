@@ -11,7 +11,10 @@ execution is the limit of ever finer steps, and these rows show where each
 network meets it. Writes ``benchmarks/results/mtt_nmnist_sim.json``::
 
     python benchmarks/mtt_nmnist_sim.py [--epochs 4] [--mtt-steps 1,2,4,8,16] [--samples 1]
-        [--sampler independent] [--cut-points features.2] [--fine-T 32,64]
+        [--sampler independent] [--cut-points features.2] [--fine-T 32,64] [--v-min -1]
+
+The issue's recipe (benchmarks/README.md): ``--neuron if_multi --pretrain-epochs 4
+--epochs 4 --fixed-T 4 --mtt-steps 1,2,4,8,16 --samples 3 --fine-T 32,64 --v-min -1``.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ WHY = (
     "--fixed-T (their SDT and MTT fine-tuning), and --samples 3 is their sample_num default. "
     "Both arms share everything but the temporal configuration. The earlier one-spike-per-"
     "step IF runs from scratch and every other attempt: benchmarks/README.md (MTT section) "
-    "and results/mtt_nmnist_sim_attempts.json."
+    "and results/mtt_nmnist_sim_attempts.json. --v-min -1 is their membrane floor (sinabs "
+    "min_v_mem=-1 on every IAFSqueeze; Speck's threshold_low): clipped after each step's "
+    "summed input in training and on the grid, after each input event event-driven."
 )
 
 
