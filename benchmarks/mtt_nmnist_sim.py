@@ -11,7 +11,10 @@ execution is the limit of ever finer steps, and these rows show where each
 network meets it. Writes ``benchmarks/results/mtt_nmnist_sim.json``::
 
     python benchmarks/mtt_nmnist_sim.py [--epochs 4] [--mtt-steps 1,2,4,8,16] [--samples 1]
-        [--sampler independent] [--cut-points features.2] [--fine-T 32,64]
+        [--sampler independent] [--cut-points features.2] [--fine-T 32,64] [--v-min -1]
+
+The issue's recipe (benchmarks/README.md): ``--neuron if_multi --pretrain-epochs 4
+--epochs 4 --fixed-T 4 --mtt-steps 1,2,4,8,16 --samples 3 --fine-T 32,64 --v-min -1``.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ WHY = (
     "--fixed-T (their SDT and MTT fine-tuning), and --samples 3 is their sample_num default. "
     "Both arms share everything but the temporal configuration. The earlier one-spike-per-"
     "step IF runs from scratch and every other attempt: benchmarks/README.md (MTT section) "
-    "and results/mtt_nmnist_sim_attempts.json."
+    "and results/mtt_nmnist_sim_attempts.json. --v-min -1 is their membrane floor (sinabs "
+    "min_v_mem=-1 on every IAFSqueeze; Speck's threshold_low): clipped after each step's "
+    "summed input in training and on the grid, after each input event event-driven."
 )
 
 
@@ -104,6 +109,9 @@ def main() -> None:
                    help="IF with reset by subtraction firing one spike per step at most (if) "
                    "or floor(H / V_th) spikes (if_multi, the event-driven chips' neuron)")
     p.add_argument("--loss", default="tet", help="loss.name of both arms")
+    p.add_argument("--v-min", type=float, default=None,
+                   help="membrane floor of every neuron (model.neuron_params.v_min) in the base "
+                   "and both arms, training and deployment: the authors' sinabs min_v_mem=-1")
     p.add_argument("--pretrain-epochs", type=int, default=0,
                    help="the authors' protocol: train a base at --fixed-T for this many epochs, "
                    "then fine-tune it --epochs more, once at --fixed-T and once with MTT")
@@ -117,6 +125,8 @@ def main() -> None:
     torch.set_num_threads(2)
     fine_t = [int(t) for t in a.fine_T.split(",") if t]
     common = [*COMMON, f"model.neuron={a.neuron}", f"loss.name={a.loss}", f"seed={a.seed}"]
+    if a.v_min is not None:
+        common.append(f"model.neuron_params.v_min={a.v_min}")
     init, base = None, None
     if a.pretrain_epochs > 0:
         init, base_metrics = train("base", [f"data.time_steps={a.fixed_T}"], a.pretrain_epochs,
@@ -157,12 +167,14 @@ def main() -> None:
         f"{a.fixed_T} --mtt-steps {a.mtt_steps} --samples {a.samples} --sampler {a.sampler} "
         f"--cut-points {a.cut_points} --fine-T {a.fine_T} --neuron {a.neuron} --loss {a.loss}"
         + (f" --pretrain-epochs {a.pretrain_epochs} --finetune-lr {a.finetune_lr}"
-           if a.pretrain_epochs else "") + (f" --seed {a.seed}" if a.seed else ""),
+           if a.pretrain_epochs else "") + (f" --v-min {a.v_min}" if a.v_min is not None else "")
+        + (f" --seed {a.seed}" if a.seed else ""),
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "network": f"event_cnn [16, 32], {a.neuron} (IF, reset by subtraction"
-        f"{', floor(H/V_th) spikes per step' if a.neuron == 'if_multi' else ''}), no bias, "
+        f"{', floor(H/V_th) spikes per step' if a.neuron == 'if_multi' else ''}"
+        f"{f', membrane floor {a.v_min}' if a.v_min is not None else ''}), no bias, "
         f"{a.loss} loss, Adam 5e-3 cosine, batch 64",
         "why": WHY,
         "base": base,

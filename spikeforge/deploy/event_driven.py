@@ -17,10 +17,13 @@ the weights) that way, in two modes:
   Neurons of layers with a bias (e.g. folded batch norm) would need a clock to
   integrate it; such a network is refused in this mode (train with
   ``bias=False`` and no batch norm, as event-driven chips expect) -- except the
-  readout, whose bias is added once per ``dt`` of the recording.
+  readout, whose bias is added once per ``dt`` of the recording. A membrane
+  floor (``v_min``, sinabs ``min_v_mem``, Speck's ``threshold_low``) clips the
+  membrane after every delivered event, as the chip does per synaptic operation.
 - ``mode="grid"``: the same machinery with events batched on the time grid and
   the discrete leak; reproduces the clock-driven network's spikes exactly (a
-  property test checks it on random networks).
+  property test checks it on random networks), the floor applied after each
+  step's summed input as in training.
 
 The decision is the readout's argmax (its output summed over the sample) or,
 without a readout, the output neuron with the most spikes. Each run reports the
@@ -117,7 +120,7 @@ class EventDrivenSimulator:
         stages = self.net.stages
         kinds, rowptr, row_off, cols, vals, out_off, bias, dense = [], [], [], [], [], [0], [], []
         prm = {k: [] for k in ("is_lif", "k", "decay_input", "v_th", "v_reset", "v_rest", "reset",
-                               "strict")}
+                               "strict", "v_min")}
         multi = []
         base = 0
         for st in stages:
@@ -151,6 +154,7 @@ class EventDrivenSimulator:
             prm["v_rest"].append(n.v_rest if n else 0.0)
             prm["reset"].append(kernels.__dict__[n.reset.upper()] if n else kernels.NONE)
             prm["strict"].append(bool(n.fire_strict) if n else False)
+            prm["v_min"].append(-np.inf if n is None or n.v_min is None else n.v_min)
             multi.append(bool(n is not None and n.multi_spike))
         self._kind = np.array(kinds, np.int64)
         self._rowptr = np.concatenate(rowptr).astype(np.int64)
@@ -169,6 +173,7 @@ class EventDrivenSimulator:
             np.array(prm["v_rest"], np.float64),
             np.array(prm["reset"], np.int64),
             np.array(prm["strict"], np.bool_),
+            np.array(prm["v_min"], np.float64),
         )
         self._multi = np.array(multi, np.bool_)
         self._v0 = np.concatenate(

@@ -16,12 +16,18 @@ Two loops:
   reaches it). Equal to the clock-driven network spike for spike, given that a
   neuron with zero input can only fire on the step right after an update
   (``V_rest < V_th``), which is tracked. A multi-spike layer fires
-  ``floor(H / V_th)`` spikes in a step, delivered as that many events.
+  ``floor(H / V_th)`` spikes in a step, delivered as that many events. A membrane
+  floor ``v_min`` (``-inf``: none) clips after each step's summed input and reset,
+  the zero-input steps of the catch-up included: as the clock-driven neuron does.
 - :func:`run_events`: no clock. Events in time order; each one updates only the
   neurons it projects to, which leak exactly (``V_rest + (V - V_rest) d^(dt'/dt)``,
   ``d = 1 - k`` the per-step factor) since their last update; a neuron that
   crosses threshold fires at once and its spike is delivered depth-first
-  (``delay == 0``, as on asynchronous chips) or ``delay`` later.
+  (``delay == 0``, as on asynchronous chips) or ``delay`` later. The membrane
+  floor clips after each delivered event (after its spikes and resets), as an
+  asynchronous chip clips its state at ``threshold_low`` per synaptic operation:
+  an inhibitory event is cut at the floor at once, where a clock-driven step would
+  first sum it with the excitatory input of the same step.
 """
 
 from __future__ import annotations
@@ -76,8 +82,8 @@ def _argmax_first(a):
 @njit(cache=True)
 def run_grid(
     ev_step, ev_idx, n_steps, kind, rowptr, row_off, cols, vals, out_off, bias, dense,
-    is_lif, k, decay_input, v_th, v_reset, v_rest, reset, strict, multi, v, t_last, acc,
-    out_counts, counters, out_raster,
+    is_lif, k, decay_input, v_th, v_reset, v_rest, reset, strict, v_min, multi, v, t_last,
+    acc, out_counts, counters, out_raster,
 ):
     """Run one sample on the grid: ``ev_step``/``ev_idx`` (sorted by step) are the
     input events. ``v``/``t_last`` hold the state (rest / -1 on entry); ``acc``
@@ -174,7 +180,8 @@ def run_grid(
                     vv = v[g]
                     if is_lif[l] and not dense[l]:
                         for _ in range(t_last[g] + 1, t):
-                            vv = _charge(vv, 0.0, True, k[l], decay_input[l], v_rest[l])
+                            vv = max(_charge(vv, 0.0, True, k[l], decay_input[l], v_rest[l]),
+                                     v_min[l])
                     h = _charge(vv, x, is_lif[l], k[l], decay_input[l], v_rest[l])
                     if _fires(h, v_th[l], strict[l]):
                         cnt = 1
@@ -192,6 +199,7 @@ def run_grid(
                             out_raster[t, j] = min(cnt, 127)
                     else:
                         vv = h
+                    vv = max(vv, v_min[l])  # the membrane floor (-inf: none)
                     v[g] = vv
                     t_last[g] = t
                     nh = _charge(vv, 0.0, is_lif[l], k[l], decay_input[l], v_rest[l])
@@ -213,8 +221,8 @@ def run_grid(
 @njit(cache=True)
 def run_events(
     ev_time, ev_idx, dt, delay, kind, rowptr, row_off, cols, vals, out_off,
-    is_lif, k, decay_input, v_th, v_reset, v_rest, reset, strict, v, t_last, acc, out_counts,
-    counters,
+    is_lif, k, decay_input, v_th, v_reset, v_rest, reset, strict, v_min, v, t_last, acc,
+    out_counts, counters,
 ):
     """Run one sample without a clock (see the module docstring): ``ev_time``
     (sorted) and ``ev_idx`` are the input events, ``dt`` the duration of one time
@@ -278,7 +286,7 @@ def run_events(
                         vv = _reset(vv, reset[l], v_th[l], v_reset[l])
                         if reset[l] != SOFT:
                             break
-                    v[g] = vv
+                    v[g] = max(vv, v_min[l])  # floor after every event (-inf: none)
                 if fired == 0:
                     continue
                 if l == last_neuron_stage:

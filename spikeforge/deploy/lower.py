@@ -82,7 +82,8 @@ class NeuronLayer:
     """Parameters of one layer of IF/LIF neurons (the discrete update of
     :mod:`spikeforge.functional.neuron` with leak ``k``; ``k = 0`` is IF).
     ``multi_spike``: ``floor(H / V_th)`` spikes per step, soft reset
-    (:class:`~spikeforge.neurons.multispike.MultiSpikeIF`)."""
+    (:class:`~spikeforge.neurons.multispike.MultiSpikeIF`). ``v_min``: the membrane
+    floor (``None``: none), ``V = max(V, v_min)`` after every reset."""
 
     name: str
     k: float
@@ -93,6 +94,7 @@ class NeuronLayer:
     reset: str
     fire_strict: bool = False  # fire at H > V_th (NIR, snnTorch, Norse) instead of >=
     multi_spike: bool = False
+    v_min: float | None = None
 
     @property
     def is_lif(self) -> bool:
@@ -188,6 +190,8 @@ def _neuron_loop(x: torch.Tensor, n: NeuronLayer) -> torch.Tensor:
             v = h - n.v_threshold * s
         else:
             v = h
+        if n.v_min is not None:
+            v = torch.clamp(v, min=n.v_min)
         out.append(s)
     return torch.stack(out)
 
@@ -273,6 +277,7 @@ def neuron_layer(name: str, m: SpikingNeuron) -> NeuronLayer:
         reset=spec.reset,
         fire_strict=bool(getattr(spec, "fire_strict", False)),
         multi_spike=kind == "if_multi",
+        v_min=getattr(spec, "v_min", None),
     )
 
 

@@ -290,6 +290,8 @@ def _neuron(nir, name, m: SpikingNeuron, shape, dt, target, prev_node, warned):
             "spikeforge_decay_input": spec.decay_input,
             "spikeforge_surrogate": m.surrogate.name,
             "spikeforge_alpha": float(m.surrogate.alpha)}
+    if spec.v_min is not None:
+        meta["spikeforge_v_min"] = float(spec.v_min)
     diffs = []
     if spec.reset != "hard":
         diffs.append(f"{spec.reset} reset (NIR resets to v_reset; written v_reset=0)")
@@ -297,6 +299,9 @@ def _neuron(nir, name, m: SpikingNeuron, shape, dt, target, prev_node, warned):
         diffs.append("fires at H >= V_th (NIR fires at v > v_threshold)")
     if spec.reset_delay:
         diffs.append("reset lands one step late (reset_delay, snnTorch's default)")
+    if spec.v_min is not None:
+        diffs.append(f"membrane floor v_min={spec.v_min} (NIR has none; kept in metadata, "
+                     "which only spikeforge reads)")
     if spec.detach_reset or m.surrogate is not None:
         diffs.append(f"surrogate {m.surrogate.name!r} and detach_reset={spec.detach_reset} "
                      "(training only)")

@@ -275,6 +275,8 @@ def _reset_kwargs(name, node, convention, reset, meta) -> dict:
                 "reset_delay": bool(meta.get("spikeforge_reset_delay", False)),
                 "detach_reset": bool(meta.get("spikeforge_detach_reset", False)),
                 "surrogate": meta.get("spikeforge_surrogate", "atan")}
+        if meta.get("spikeforge_v_min") is not None:  # NIR has no floor: our metadata
+            opts["v_min"] = float(meta["spikeforge_v_min"])
         if own == "hard":
             return {**opts, "v_reset": float(meta.get("spikeforge_v_reset", v_reset))}
         return {**opts, "v_reset": None, "reset": own}

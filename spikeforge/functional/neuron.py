@@ -10,11 +10,19 @@ The equations (shared with every kernel, see :mod:`spikeforge.ops.spec`; ``dt = 
     V[t] = H[t] (1 - S[t]) + V_reset S[t]            hard reset
     V[t] = H[t] - theta[t] S[t]                      soft reset
     V[t] = H[t]                                      no reset
+    V[t] = max(V[t], V_min)                          membrane floor (v_min), when set
 
 with ``theta[t] = V_th`` (a type may raise it: ALIF), ``V_rest = v_leak`` when set, else
 ``V_reset`` for a hard reset and 0 otherwise. ``k = 1/tau`` for LIF (Gerstner et al.,
 *Neuronal Dynamics*, discretised with dt = 1 as in SpikingJelly) and ``k = sigmoid(w)``
 for PLIF (Fang et al., "Incorporating Learnable Membrane Time Constant", ICCV 2021).
+
+The membrane floor ``v_min`` (sinabs ``min_v_mem``; SynSense Speck's ``threshold_low``)
+clips the membrane after the reset of every step, as sinabs does
+(``sinabs/layers/functional/lif.py``: ``relu(v - min_v_mem) + min_v_mem`` after
+``reset_fn``); below the floor the clipped membrane passes no gradient. Du et al.'s
+event-driven networks (``train-event-driven/models/snn_speck.py`` of
+``brain-intelligence-lab/temporal_flexibility_in_SNN``) use ``min_v_mem=-1``.
 
 Ties: we fire at ``H >= V_th`` like SpikingJelly; snnTorch and Norse fire at ``H > V_th``,
 which ``fire_strict`` selects.
@@ -93,15 +101,23 @@ def fire(h: torch.Tensor, theta, spec: NeuronSpec, surrogate: Surrogate) -> torc
     return surrogate(h - theta)
 
 
+def membrane_floor(v: torch.Tensor, spec: NeuronSpec) -> torch.Tensor:
+    """``max(V, V_min)`` with the floor ``spec.v_min`` (``None``: ``V`` unchanged). The
+    gradient is 1 above the floor and 0 where it clips, as sinabs' ``relu(v - min) + min``."""
+    v_min = getattr(spec, "v_min", None)
+    return v if v_min is None else torch.clamp(v, min=v_min)
+
+
 def reset(h: torch.Tensor, s: torch.Tensor, spec: NeuronSpec, theta=None) -> torch.Tensor:
     """Membrane after firing, ``V[t]`` from ``H[t]`` and ``S[t]``; the soft reset subtracts
-    ``theta`` (default ``spec.v_threshold``)."""
+    ``theta`` (default ``spec.v_threshold``); then the membrane floor ``spec.v_min``
+    (:func:`membrane_floor`), when set."""
     if spec.reset == "none":
-        return h
+        return membrane_floor(h, spec)
     s_r = s.detach() if spec.detach_reset else s
     if spec.reset == "hard":
-        return h * (1 - s_r) + spec.v_reset * s_r
-    return h - (spec.v_threshold if theta is None else theta) * s_r
+        return membrane_floor(h * (1 - s_r) + spec.v_reset * s_r, spec)
+    return membrane_floor(h - (spec.v_threshold if theta is None else theta) * s_r, spec)
 
 
 def integrate_and_fire(
@@ -124,7 +140,7 @@ def integrate_and_fire(
         h = charge(v, x, k, spec) - theta * r
     else:
         h = charge(v, x, k, spec)
-    return fire(h, theta, spec, surrogate), h
+    return fire(h, theta, spec, surrogate), membrane_floor(h, spec)
 
 
 def if_step(x, state: LIFState, params: tuple, spec: NeuronSpec, surrogate: Surrogate,

@@ -72,6 +72,11 @@ class SpikingNeuron(nn.Module):
         learn_threshold: make ``V_th`` a trained parameter (reference path only).
         channels: with ``learn_threshold``, one threshold per channel (dimension 1 of a
             step's ``[B, C, ...]`` input) instead of one per layer.
+        v_min: membrane floor: after each step's reset ``V[t] = max(V[t], v_min)``
+            (sinabs ``min_v_mem``, SynSense Speck's ``threshold_low``; Du et al.'s
+            event-driven networks use -1 with ``V_th = 1``). ``None``: no floor. Must be
+            below ``V_th`` and at or below the rest potential. Runs on the reference
+            path only (no fused kernel implements it; ``backend="auto"`` falls back).
     """
 
     #: kernel kind of :mod:`spikeforge.ops.spec` this type's step implements (or None)
@@ -99,6 +104,7 @@ class SpikingNeuron(nn.Module):
         fire_strict: bool = False,
         learn_threshold: bool = False,
         channels: int | None = None,
+        v_min: float | None = None,
     ) -> None:
         super().__init__()
         name = self.type_name or type(self).__name__
@@ -118,19 +124,23 @@ class SpikingNeuron(nn.Module):
             raise ValueError(f"{name}: channels={channels!r} needs learn_threshold=True and "
                              "a positive count")
         self.surrogate = get_surrogate(surrogate)
-        self.spec = NeuronSpec(
-            kind=self.kernel or name.lower(),
-            v_threshold=float(v_threshold),
-            v_reset=0.0 if v_reset is None else float(v_reset),
-            reset=reset,
-            detach_reset=bool(detach_reset),
-            decay_input=bool(decay_input),
-            surrogate=self.surrogate.name if self.surrogate.fused else "atan",
-            alpha=self.surrogate.alpha,
-            v_leak=None if v_leak is None else float(v_leak),
-            reset_delay=bool(reset_delay),
-            fire_strict=bool(fire_strict),
-        )
+        try:  # the spec checks v_min against the threshold and the rest potential
+            self.spec = NeuronSpec(
+                kind=self.kernel or name.lower(),
+                v_threshold=float(v_threshold),
+                v_reset=0.0 if v_reset is None else float(v_reset),
+                reset=reset,
+                detach_reset=bool(detach_reset),
+                decay_input=bool(decay_input),
+                surrogate=self.surrogate.name if self.surrogate.fused else "atan",
+                alpha=self.surrogate.alpha,
+                v_leak=None if v_leak is None else float(v_leak),
+                reset_delay=bool(reset_delay),
+                fire_strict=bool(fire_strict),
+                v_min=v_min,
+            )
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
         self.threshold = None
         if learn_threshold:
             shape = () if channels is None else (int(channels),)
@@ -273,7 +283,7 @@ class SpikingNeuron(nn.Module):
         s = self.spec
         extra = "".join(
             f", {k}={v!r}" for k, v in (("v_leak", s.v_leak), ("reset_delay", s.reset_delay),
-                                       ("fire_strict", s.fire_strict))
+                                       ("fire_strict", s.fire_strict), ("v_min", s.v_min))
             if v not in (None, False)
         )
         if self.threshold is not None:

@@ -10,6 +10,8 @@ event-driven networks with, ``train-event-driven/models/snn_speck.py``)::
     H[t] = V[t-1] + X[t]
     S[t] = floor(H[t] / V_th)  when H[t] >= V_th, else 0   (a spike count)
     V[t] = H[t] - V_th S[t]                                 (never >= V_th after a step)
+    V[t] = max(V[t], V_min)                                 with a floor v_min (sinabs
+                                                            min_v_mem; the authors' -1)
 
 so the spike count of a layer does not depend on how finely its input is cut into
 steps while the input is excitatory: the regime mixed time-step training moves
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from spikeforge.functional.neuron import LIFState, fire
+from spikeforge.functional.neuron import LIFState, fire, membrane_floor
 from spikeforge.functional.surrogate import Surrogate
 from spikeforge.neurons.base import SpikingNeuron, register_neuron
 from spikeforge.ops.spec import NeuronSpec
@@ -39,13 +41,14 @@ def multispike_if_step(x, state: LIFState, params: tuple, spec: NeuronSpec,
     s1 = fire(h - (nearest - 1) * theta, theta, spec, surrogate)
     s = s1 + (count - s1).detach()  # forward: the count; backward: sg'(H - m V_th)
     s_r = s.detach() if spec.detach_reset else s
-    return s, LIFState(h - theta * s_r)
+    return s, LIFState(membrane_floor(h - theta * s_r, spec))
 
 
 @register_neuron("if_multi")
 class MultiSpikeIF(SpikingNeuron):
     """IF with reset by subtraction that fires ``floor(H / V_th)`` spikes per step (see
-    the module docstring). ``v_reset`` must be ``None`` (the reset subtracts)."""
+    the module docstring). ``v_reset`` must be ``None`` (the reset subtracts);
+    ``v_min``: the membrane floor (``None``: none; see :class:`SpikingNeuron`)."""
 
     kernel = None
     State = LIFState
@@ -58,10 +61,12 @@ class MultiSpikeIF(SpikingNeuron):
         detach_reset: bool = False,
         surrogate: str | Surrogate = "atan",
         backend: str = "auto",
+        v_min: float | None = None,
     ) -> None:
         if v_reset is not None:
             raise ValueError("if_multi resets by subtraction: v_reset must be None (null), "
                              f"got {v_reset}")
         if not v_threshold > 0:
             raise ValueError(f"if_multi: v_threshold must be > 0, got {v_threshold}")
-        super().__init__(v_threshold, None, True, detach_reset, surrogate, "soft", backend)
+        super().__init__(v_threshold, None, True, detach_reset, surrogate, "soft", backend,
+                         v_min=v_min)

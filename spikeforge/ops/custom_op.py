@@ -38,15 +38,15 @@ Tensor = torch.Tensor
 @functools.lru_cache(maxsize=256)
 def _spec(kind: str, v_threshold: float, v_reset: float, reset: str, detach_reset: bool,
           decay_input: bool, surrogate: str, alpha: float, v_leak: float | None,
-          reset_delay: bool, fire_strict: bool) -> NeuronSpec:
+          reset_delay: bool, fire_strict: bool, v_min: float | None = None) -> NeuronSpec:
     return NeuronSpec(kind=kind, v_threshold=v_threshold, v_reset=v_reset, reset=reset,
                       detach_reset=detach_reset, decay_input=decay_input, surrogate=surrogate,
                       alpha=alpha, v_leak=v_leak, reset_delay=reset_delay,
-                      fire_strict=fire_strict)
+                      fire_strict=fire_strict, v_min=v_min)
 
 
 _SPEC_FIELDS = ("kind", "v_threshold", "v_reset", "reset", "detach_reset", "decay_input",
-                "surrogate", "alpha", "v_leak", "reset_delay", "fire_strict")
+                "surrogate", "alpha", "v_leak", "reset_delay", "fire_strict", "v_min")
 # a field added to NeuronSpec must be added to the operators' schema too
 assert tuple(f.name for f in dataclasses.fields(NeuronSpec)) == _SPEC_FIELDS, (
     "spikeforge.ops.custom_op: NeuronSpec's fields changed; update the operator schema")
@@ -56,7 +56,7 @@ def _spec_args(spec: NeuronSpec) -> tuple:
     return (spec.kind, float(spec.v_threshold), float(spec.v_reset), spec.reset,
             bool(spec.detach_reset), bool(spec.decay_input), spec.surrogate, float(spec.alpha),
             None if spec.v_leak is None else float(spec.v_leak), bool(spec.reset_delay),
-            bool(spec.fire_strict))
+            bool(spec.fire_strict), None if spec.v_min is None else float(spec.v_min))
 
 
 def _entry_points(backend: str):
@@ -104,14 +104,14 @@ def multistep_op(
     fparams: list[float], backend: str, need_state: bool,
     kind: str, v_threshold: float, v_reset: float, reset: str, detach_reset: bool,
     decay_input: bool, surrogate: str, alpha: float, v_leak: float | None,
-    reset_delay: bool, fire_strict: bool,
+    reset_delay: bool, fire_strict: bool, v_min: float | None,
 ) -> list[Tensor]:
     """Fused multi-step neuron forward over contiguous ``x2d`` ``[T, N]``: ``[spikes [T, N]
     in x's dtype, *final_state ([N] each, compute dtype; only with need_state)]``. An empty
     tensor in ``state0`` means that state's rest value; in ``tparams``, that the float in
     ``fparams`` is the parameter."""
     spec = _spec(kind, v_threshold, v_reset, reset, detach_reset, decay_input, surrogate,
-                 alpha, v_leak, reset_delay, fire_strict)
+                 alpha, v_leak, reset_delay, fire_strict, v_min)
     forward, _ = _entry_points(backend)
     s, final = forward(x2d, tuple(_present(state0)), _params(tparams, fparams), spec,
                        need_state)
@@ -134,14 +134,14 @@ def multistep_backward_op(
     need_gparams: list[bool],
     kind: str, v_threshold: float, v_reset: float, reset: str, detach_reset: bool,
     decay_input: bool, surrogate: str, alpha: float, v_leak: float | None,
-    reset_delay: bool, fire_strict: bool,
+    reset_delay: bool, fire_strict: bool, v_min: float | None,
 ) -> list[Tensor]:
     """Fused multi-step neuron backward: ``[grad_x, *grad_state0, *grad_params]``, each an
     empty ``[0]`` tensor where its ``need_*`` flag is false (operators return no ``None``);
     ``grad_state0`` entries ``[N]`` and ``grad_params`` entries 0-d, in the compute
     dtype."""
     spec = _spec(kind, v_threshold, v_reset, reset, detach_reset, decay_input, surrogate,
-                 alpha, v_leak, reset_delay, fire_strict)
+                 alpha, v_leak, reset_delay, fire_strict, v_min)
     _, backward = _entry_points(backend)
     gx, gstate, gparams = backward(
         x2d, tuple(state0), _params(tparams, fparams), spec, grad_s, tuple(grad_state),

@@ -11,6 +11,7 @@ A multi-step neuron over ``[T, N]`` computes, per step ``t`` (``dt = 1``)::
     V[t] = H[t] (1 - S[t]) + V_reset S[t]            reset=hard
     V[t] = H[t] - theta[t] S[t]                      reset=soft
     V[t] = H[t]                                      reset=none
+    V[t] = max(V[t], V_min)                          with a membrane floor v_min
 
 with ``theta[t] = V_th`` and ``V_rest = v_leak`` when set, else ``V_reset`` for a hard
 reset and 0 otherwise. With ``detach_reset`` the ``S[t]`` inside the reset carries no
@@ -44,6 +45,7 @@ positions in a tuple of names.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -112,6 +114,13 @@ class NeuronSpec:
             late and undecayed, ``V[t] = beta V[t-1] + X[t] - V_th S[t-1]``.
         fire_strict: spike when ``H > V_th`` (snnTorch, Norse) instead of ``H >= V_th``
             (SpikingJelly, the default).
+        v_min: membrane floor ``V_min``: after the reset of every step the membrane is
+            clipped to ``V[t] = max(V[t], V_min)`` (sinabs ``min_v_mem``, applied after
+            the spike and reset of each step in ``sinabs/layers/functional/lif.py``;
+            SynSense Speck's ``threshold_low``). ``None``: no floor. It must lie below
+            ``V_th`` and at or below ``V_rest`` (a neuron at rest is above its floor;
+            the event-driven grid mode relies on it). No fused kernel implements it:
+            every backend declares so and ``"auto"`` runs the reference.
     """
 
     kind: str = "lif"
@@ -125,6 +134,7 @@ class NeuronSpec:
     v_leak: float | None = None
     reset_delay: bool = False
     fire_strict: bool = False
+    v_min: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.reset, Reset):
@@ -142,6 +152,19 @@ class NeuronSpec:
         if self.v_leak is not None and not math.isfinite(float(self.v_leak)):
             raise ValueError(f"NeuronSpec.v_leak must be a finite number or None, got "
                              f"{self.v_leak!r}")
+        if self.v_min is not None:
+            if isinstance(self.v_min, bool) or not isinstance(self.v_min, numbers.Real) \
+                    or not math.isfinite(float(self.v_min)):
+                raise ValueError(f"v_min (membrane floor) must be a finite number or None, "
+                                 f"got {self.v_min!r}")
+            object.__setattr__(self, "v_min", float(self.v_min))
+            if not self.v_min < self.v_threshold:
+                raise ValueError(f"v_min (membrane floor) {self.v_min} must be below the "
+                                 f"threshold v_threshold={self.v_threshold}")
+            if self.v_min > self.v_rest:
+                raise ValueError(f"v_min (membrane floor) {self.v_min} must be at or below "
+                                 f"the rest potential {self.v_rest} (v_leak, else v_reset for "
+                                 "a hard reset, else 0): a neuron at rest sits above its floor")
 
     @property
     def v_rest(self) -> float:

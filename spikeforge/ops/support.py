@@ -28,8 +28,10 @@ class BackendSupport:
         kinds: kernel kinds it implements (:data:`~spikeforge.ops.spec.KERNEL_KINDS`).
         dtypes: input dtypes it accepts.
         resets / surrogates: reset rules and surrogate names it implements.
-        v_leak / reset_delay / fire_strict: whether it runs a spec with that option set
-            (``v_leak`` not ``None``, ``reset_delay`` or ``fire_strict`` true).
+        v_leak / reset_delay / fire_strict / v_min: whether it runs a spec with that
+            option set (``v_leak`` or the membrane floor ``v_min`` not ``None``,
+            ``reset_delay`` or ``fire_strict`` true). No backend runs ``v_min`` yet: a
+            floored neuron takes the reference under ``"auto"``.
         tensor_params: per kind, the names of parameters that may be tensors (0-d or
             one element; they receive a gradient); every other parameter must be a number.
     """
@@ -42,6 +44,7 @@ class BackendSupport:
     v_leak: bool = False
     reset_delay: bool = False
     fire_strict: bool = False
+    v_min: bool = False
     tensor_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def unsupported(self, spec: NeuronSpec, dtype: torch.dtype, params=None) -> str | None:
@@ -58,7 +61,8 @@ class BackendSupport:
         if spec.surrogate not in self.surrogates:
             return f"{b} does not run surrogate {spec.surrogate!r}"
         for opt, on in (("v_leak", spec.v_leak is not None), ("reset_delay", spec.reset_delay),
-                        ("fire_strict", spec.fire_strict)):
+                        ("fire_strict", spec.fire_strict),
+                        ("v_min", getattr(spec, "v_min", None) is not None)):
             if on and not getattr(self, opt):
                 return f"{b} does not run option {opt} (neuron kind {spec.kind!r})"
         if params is None:
