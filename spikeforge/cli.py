@@ -112,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {train.interrupted()}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`spikeforge models | head`): not an error of ours. Point
+        # stdout at /dev/null so that the interpreter's final flush does not raise again
+        # (the recipe of Python's signal module documentation).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a process killed by it
     except Exception as e:
         if debug:
             raise

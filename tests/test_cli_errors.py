@@ -315,3 +315,17 @@ def test_simulate_a_run_without_raw_events_is_named(finished, capsys):
     rc, _, err = cli(capsys, "simulate", str(run), "--dataset", "mnist5k", "--grid")
     assert_one_error_line(rc, err, "'mnist5k'", "raw events")
     assert snapshot(run) == before
+
+
+def test_reader_closing_the_pipe_is_not_an_internal_error():
+    """`spikeforge models | head -1`: the pipe closes before the listing is written; the
+    command stops quietly with the shell's SIGPIPE status instead of an internal error."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "spikeforge.cli", "models"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first write
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "error" not in err, err
