@@ -50,20 +50,27 @@ def test_bad_floors_are_clear_errors():
         MultiSpikeIF(v_min=float("nan"))
 
 
-def test_a_floored_neuron_never_takes_a_kernel_that_ignores_the_floor():
-    plain, floored = IF(v_reset=None), IF(v_reset=None, v_min=-1.0)
+def test_a_floored_neuron_takes_only_a_kernel_that_runs_the_floor():
+    """The CPU kernel runs the floor for IF/LIF (``auto`` picks it; tests/test_ops_cpu_floor.py
+    checks it against the reference); Triton and the other kinds do not: ``auto`` falls
+    back to the reference and asking for them by name is an error naming ``v_min``."""
+    floored = IF(v_reset=None, v_min=-1.0)
     x = torch.tensor([-3.0, 1.5, 0.6]).reshape(3, 1)
-    if dispatch.is_available("cpu", torch.device("cpu")):
-        assert plain._backend_for(x, ()) == "cpu"  # the same neuron without a floor would
-    assert floored._backend_for(x, ()) == "reference"
+    want = "cpu" if dispatch.is_available("cpu", torch.device("cpu")) else "reference"
+    assert floored._backend_for(x, ()) == want
+    lif = LIF(tau=2.0, v_min=-1.0)
+    assert lif._backend_for(x, lif.params()) == want
     assert floored(x).flatten().tolist() == [0.0, 0.0, 1.0]  # the floor was applied
-    for backend in ("cpu", "triton"):
-        assert "v_min" in dispatch.support(backend).unsupported(floored.spec, torch.float32)
-        with pytest.raises(ValueError, match="v_min"):
-            choose_backend(backend, floored.spec, floored.surrogate, torch.float32,
-                           torch.device("cpu"), ())
+    assert dispatch.support("cpu").unsupported(floored.spec, torch.float32) is None
+    assert "v_min" in dispatch.support("triton").unsupported(floored.spec, torch.float32)
     with pytest.raises(ValueError, match="v_min"):
-        IF(v_reset=None, v_min=-1.0, backend="cpu")
+        choose_backend("triton", floored.spec, floored.surrogate, torch.float32,
+                       torch.device("cpu"), ())
+    alif = ALIF(v_reset=None, v_min=-0.5)
+    assert "v_min" in dispatch.support("cpu").unsupported(alif.spec, torch.float32)
+    assert alif._backend_for(x, alif.params()) == "reference"
+    with pytest.raises(ValueError, match="v_min"):
+        ALIF(v_reset=None, v_min=-0.5, backend="cpu")
 
 
 def test_config_key_model_neuron_params_v_min():

@@ -207,17 +207,17 @@ def test_only_the_variants_used_are_compiled():
         "print(sorted(v._FORM_ROWS), sorted(v._CHARGE_ROWS), sorted(v._GRAD_ROWS))\n"
         "dispatch.multistep('cpu', x, None, (0.5,), spec)[0].sum().backward()\n"
         "print(sorted(v._FORM_ROWS), sorted(v._CHARGE_ROWS), sorted(v._GRAD_ROWS))\n"
-        "print(v._FORM_ROWS[((1, 0, 1), 'float32', False)]['fwd4'].py_func.__name__)\n"
-        "print(v._CHARGE_ROWS[((1, 0, 1), 'float32')]['chg4'].py_func.__name__)\n"
-        "print(v._GRAD_ROWS[(4, 'float32', False)]['grad4'].py_func.__name__)\n"
+        "print(v._FORM_ROWS[((1, 0, 1, 0), 'float32', False)]['fwd4'].py_func.__name__)\n"
+        "print(v._CHARGE_ROWS[((1, 0, 1, 0), 'float32')]['chg4'].py_func.__name__)\n"
+        "print(v._GRAD_ROWS[(4, 'float32', False, 0)]['grad4'].py_func.__name__)\n"
     )
     env = {k: val for k, val in os.environ.items() if k != "SPIKEFORGE_STREAM_MIN_MB"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env)
     lines = out.stdout.strip().splitlines()
-    form = "((1, 0, 1), 'float32', False)"
+    form = "((1, 0, 1, 0), 'float32', False)"
     assert lines[0] == f"[{form}] [] []"
-    assert lines[1] == f"[{form}] [((1, 0, 1), 'float32')] [(4, 'float32', False)]"
+    assert lines[1] == f"[{form}] [((1, 0, 1, 0), 'float32')] [(4, 'float32', False, 0)]"
     assert lines[2:] == ["_fwd4_lif_soft_float32", "_chg4_lif_soft_float32",
                          "_grad4_triangle_float32"]
 
@@ -247,8 +247,8 @@ def test_backends_refuse_what_they_do_not_run():
 
 
 def test_form_key_ignores_decay_for_if():
-    assert variants._form_key(NeuronSpec(kind="if", decay_input=True)) == (0, 0, 0)
-    assert variants._form_key(NeuronSpec(kind="lif", reset="none")) == (1, 1, 2)
+    assert variants._form_key(NeuronSpec(kind="if", decay_input=True)) == (0, 0, 0, 0)
+    assert variants._form_key(NeuronSpec(kind="lif", reset="none")) == (1, 1, 2, 0)
 
 
 def test_single_step_and_empty_batch():

@@ -30,8 +30,10 @@ class BackendSupport:
         resets / surrogates: reset rules and surrogate names it implements.
         v_leak / reset_delay / fire_strict / v_min: whether it runs a spec with that
             option set (``v_leak`` or the membrane floor ``v_min`` not ``None``,
-            ``reset_delay`` or ``fire_strict`` true). No backend runs ``v_min`` yet: a
-            floored neuron takes the reference under ``"auto"``.
+            ``reset_delay`` or ``fire_strict`` true): ``True`` for every kind it runs, or
+            a tuple of the kinds it runs the option for. The CPU backend runs ``v_min``
+            for IF/LIF; a floored neuron of any other kind or backend takes the reference
+            under ``"auto"``.
         tensor_params: per kind, the names of parameters that may be tensors (0-d or
             one element; they receive a gradient); every other parameter must be a number.
     """
@@ -41,10 +43,10 @@ class BackendSupport:
     dtypes: tuple[torch.dtype, ...] = ALL_FLOAT_DTYPES
     resets: tuple[str, ...] = RESET_KINDS
     surrogates: tuple[str, ...] = SURROGATE_NAMES
-    v_leak: bool = False
-    reset_delay: bool = False
-    fire_strict: bool = False
-    v_min: bool = False
+    v_leak: bool | tuple[str, ...] = False
+    reset_delay: bool | tuple[str, ...] = False
+    fire_strict: bool | tuple[str, ...] = False
+    v_min: bool | tuple[str, ...] = False
     tensor_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def unsupported(self, spec: NeuronSpec, dtype: torch.dtype, params=None) -> str | None:
@@ -63,7 +65,8 @@ class BackendSupport:
         for opt, on in (("v_leak", spec.v_leak is not None), ("reset_delay", spec.reset_delay),
                         ("fire_strict", spec.fire_strict),
                         ("v_min", getattr(spec, "v_min", None) is not None)):
-            if on and not getattr(self, opt):
+            runs = getattr(self, opt)
+            if on and not (spec.kind in runs if isinstance(runs, tuple) else runs):
                 return f"{b} does not run option {opt} (neuron kind {spec.kind!r})"
         if params is None:
             return None

@@ -22,6 +22,7 @@ from spikeforge.ops.cpu.layout import (
     KIND_LIF,
     O_DECAY,
     O_DETACH,
+    O_FLOOR,
     O_HAS_GV,
     O_HAS_V0,
     O_KIND,
@@ -114,7 +115,9 @@ def _backward_py(xp, v0p, gsp, gvTp, gxp, gv0p, gkp, T, N, params, opts, like, c
         gk     += gH[t] (X[t] - (V[t-1] - V_rest))   (decay_input) else gH[t] (V_rest - V[t-1])
 
     with ``dV/dH = (1 - S) + (V_reset - H) sg`` (hard), ``1 - V_th sg`` (soft), 1 (none),
-    the ``sg`` terms dropped under ``detach_reset``. ``gV[T-1]`` is the gradient of the final
+    the ``sg`` terms dropped under ``detach_reset``; with a membrane floor the rows mask
+    ``gV[t]`` by ``reset(H[t]) >= V_min`` first (:mod:`.step`). ``gV[T-1]`` is the
+    gradient of the final
     membrane. Writes ``gx`` ``[T, N]``, ``gv0`` ``[N]`` and one partial ``gk`` per chunk
     (so the sum does not depend on which worker took which chunk). ``V[t-1]`` for ``gk``
     is recomputed from the scratch's ``H[t-1]``, never stored. Chunks are claimed from
@@ -126,7 +129,7 @@ def _backward_py(xp, v0p, gsp, gvTp, gxp, gv0p, gkp, T, N, params, opts, like, c
     kind, decay, reset, detach = opts[O_KIND], opts[O_DECAY], opts[O_RESET], opts[O_DETACH]
     has_v0, has_gv = opts[O_HAS_V0], opts[O_HAS_GV]
     need_gk, need_gx, need_gv0 = opts[O_NEED_GK], opts[O_NEED_GX], opts[O_NEED_GV0]
-    stream = opts[O_STREAM]
+    stream, floor = opts[O_STREAM], opts[O_FLOOR]
     kx = k if (kind == KIND_LIF and decay == 1) else one  # gX = kx gH
     kv = omk if kind == KIND_LIF else one  # gV[t-1] = kv gH
     nchunks = (N + chunk - 1) // chunk
@@ -198,7 +201,7 @@ def _backward_py(xp, v0p, gsp, gvTp, gxp, gv0p, gkp, T, N, params, opts, like, c
                 if need_gk:
                     _grad_k_row(
                         x[r, n0:n1], hs[r - 1] if r > 0 else hs[0], vinit, ghb, gk_acc,
-                        m, params, r == 0, decay, reset,
+                        m, params, r == 0, decay, reset, floor,
                     )
             if need_gv0:
                 gv0[n0:n1] = gv[:m]

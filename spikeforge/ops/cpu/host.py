@@ -29,6 +29,7 @@ from spikeforge.ops.cpu.layout import (
     N_PARAMS,
     O_DECAY,
     O_DETACH,
+    O_FLOOR,
     O_HAS_GS2,
     O_HAS_GV,
     O_HAS_S2,
@@ -53,6 +54,7 @@ from spikeforge.ops.cpu.layout import (
     P_REST1,
     P_REST2,
     P_RHO,
+    P_VMIN,
     P_VRESET,
     P_VREST,
     P_VTH,
@@ -81,7 +83,8 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _params(spec: NeuronSpec, pvals: tuple, np_dtype) -> np.ndarray:
     """The parameter vector (:mod:`.layout`) of ``spec`` with the kind's float params
-    ``pvals`` (``()``, ``(k,)``, ``(k, rho, beta)`` or ``(k_syn, k_mem)``)."""
+    ``pvals`` (``()``, ``(k,)``, ``(k, rho, beta)`` or ``(k_syn, k_mem)``); ``P_VMIN`` holds
+    the membrane floor ``v_min`` (0 without one: only floored row variants read it)."""
     kind = KIND_CODES[spec.kind]
     a = spec.alpha
     vals = [0.0] * N_PARAMS
@@ -94,6 +97,7 @@ def _params(spec: NeuronSpec, pvals: tuple, np_dtype) -> np.ndarray:
         vals[P_RHO], vals[P_BETA] = pvals[1], pvals[2]
     vals[P_K], vals[P_VTH], vals[P_VRESET] = k, spec.v_threshold, spec.v_reset
     vals[P_VREST] = spec.v_rest
+    vals[P_VMIN] = 0.0 if spec.v_min is None else spec.v_min
     vals[P_REST1], vals[P_REST2] = (0.0, spec.v_rest) if kind == KIND_CUBALIF else (spec.v_rest,
                                                                                    0.0)
     vals[P_ALPHA], vals[P_C1], vals[P_C2] = a, np.pi / 2 * a, a / 2
@@ -112,6 +116,7 @@ def _opts(spec: NeuronSpec, has_v0: bool, **flags) -> np.ndarray:
     o[O_RESET] = spec.reset_id
     o[O_DETACH] = int(spec.detach_reset)
     o[O_HAS_V0] = int(has_v0)
+    o[O_FLOOR] = int(spec.v_min is not None)
     for name, value in flags.items():
         o[_OPT_INDEX[name]] = int(value)
     return o

@@ -21,17 +21,19 @@ KIND_CODES = {"if": KIND_IF, "lif": KIND_LIF, "alif": KIND_ALIF, "cubalif": KIND
 # ``BETA`` are ALIF's adaptation decay and threshold step; ``KSYN`` and ``OMKSYN`` CubaLIF's
 # current leak and ``1 - k_syn``; ``REST1``/``REST2`` the rest values of
 # the two-state kinds' states (ALIF ``(V_rest, 0)``, CubaLIF ``(0, V_rest)``);
-# ``C1 = pi/2 alpha``, ``C2 = alpha/2``.
+# ``C1 = pi/2 alpha``, ``C2 = alpha/2``; ``VMIN`` the membrane floor ``V_min`` (read only by
+# the floored row variants; 0 when the spec has no floor).
 (P_K, P_VTH, P_VRESET, P_VREST, P_ALPHA, P_C1, P_C2, P_ONE, P_ZERO, P_OMK, P_INV_ALPHA,
- P_RHO, P_BETA, P_KSYN, P_OMKSYN, P_REST1, P_REST2) = range(17)
-N_PARAMS = 17
+ P_RHO, P_BETA, P_KSYN, P_OMKSYN, P_REST1, P_REST2, P_VMIN) = range(18)
+N_PARAMS = 18
 
 # Indices into the per-call option vector (int64). The row functions do not read kind,
-# decay and reset from here (they are compiled per variant); the backward drivers read
-# them for the gradient factors and the learnable-leak gradient.
+# decay, reset and floor from here (they are compiled per variant); the backward drivers
+# read them for the gradient factors and the learnable-leak gradient. ``FLOOR``: the spec
+# has a membrane floor ``v_min``.
 (O_KIND, O_DECAY, O_RESET, O_DETACH, O_HAS_V0, O_HAS_GV, O_NEED_GK, O_NEED_GX, O_NEED_GV0,
- O_STREAM, O_HAS_S2, O_HAS_GS2, O_NEED_GS2) = range(13)
-N_OPTS = 13
+ O_STREAM, O_HAS_S2, O_HAS_GS2, O_NEED_GS2, O_FLOOR) = range(14)
+N_OPTS = 14
 # (``S2`` is the second state of the two-state kinds: ALIF's ``A``, CubaLIF's ``I``.)
 
 # numba options. Row functions are separate (not inlined) functions on purpose: each is

@@ -108,7 +108,7 @@ def grad2_loop(h1r, h2r, gsr, gxr, g1, g2, m, p, kind, decay, reset, detach, str
         omksyn = p[P_OMKSYN]
         for i in range(m):
             gh = _grad_one(h1r[i], _ld(gsr, i), g2[i], vth, vreset, one, zero, sgargs, reset,
-                           detach, surr)
+                           detach, surr, zero, 0)  # no floor: CubaLIF's kernel does not run v_min
             gi = g1[i] + (gh * k if decay else gh)
             _put(gxr, i, gi, stream)
             g1[i] = gi * omksyn

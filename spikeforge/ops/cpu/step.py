@@ -8,6 +8,7 @@ for bit. Equations (``dt = 1``; :mod:`spikeforge.ops.spec`)::
                                                    no decay_input: V - k (V - V_rest) + X)
     S[t] = H[t] - theta[t] >= 0                      theta = V_th (ALIF: V_th + beta A[t-1])
     V[t] = reset(H[t], S[t])                         hard / soft (subtracts theta) / none
+    V[t] = max(V[t], V_min)                          IF/LIF with a membrane floor (floor=1)
     A[t] = rho A[t-1] + S[t]                         ALIF
     I[t] = I[t-1] - k_syn I[t-1] + X[t]              CubaLIF (drives the LIF charge)
 
@@ -23,7 +24,13 @@ Backward, per step, with ``sg = g'(H - theta)`` (the surrogate) and incoming ``g
                                               (CubaLIF)
 
 with ``dV/dS = V_reset - H`` (hard), ``-theta`` (soft), 0 (none); ``dV/dH|S = 1 - S`` (hard)
-else 1; ``dV/dTheta|S = -S`` (soft) else 0.
+else 1; ``dV/dTheta|S = -S`` (soft) else 0. With the floor, ``gV`` first passes the clip:
+``gV <- gV [R >= V_min]`` with ``R = reset(H, S)`` the membrane before the floor (the
+gradient of ``torch.clamp(R, min=V_min)``, 0 where ``R`` is NaN), so the mask multiplies
+the whole ``dV/dH`` including the reset's surrogate term, as the reference's autograd.
+
+``floor`` is a compile-time constant of the row variants (:mod:`.variants`): with
+``floor = 0`` the floor's code is folded away and the rows are the unfloored ones.
 """
 
 from __future__ import annotations
@@ -61,18 +68,32 @@ def _reset(h, spike, zero, vth, vreset, reset):
 
 
 @njit(**INLINE)
-def _step(v, xv, k, vth, vreset, vrest, one, zero, kind, decay, reset):
-    """IF/LIF: ``(V[t], H[t], S[t] as bool)`` from ``V[t-1]`` and ``X[t]``."""
-    h = _charge(v, xv, k, vrest, kind, decay)
-    spike = h - vth >= zero
-    return _reset(h, spike, zero, vth, vreset, reset), h, spike
+def _floor(v, vmin, floor):
+    """The membrane floor ``max(V, V_min)`` as the reference's ``torch.clamp(v, min=v_min)``:
+    ``V_min`` where ``V < V_min``, else ``V`` (so a NaN stays NaN, and ``-0.0`` at a floor
+    of ``0.0`` stays ``-0.0``, as clamp keeps them); ``V`` unchanged when ``floor`` is 0."""
+    if floor:
+        return vmin if v < vmin else v
+    return v
 
 
 @njit(**INLINE)
-def _grad_one(h, gsv, g, vth, vreset, one, zero, sgargs, reset, detach, surr):
-    """IF/LIF: ``gH`` of one step from ``H``, ``gS`` and the incoming ``gV``."""
+def _step(v, xv, k, vth, vreset, vrest, one, zero, kind, decay, reset, vmin, floor):
+    """IF/LIF: ``(V[t], H[t], S[t] as bool)`` from ``V[t-1]`` and ``X[t]``; reset, then the
+    floor (``floor`` a compile-time constant)."""
+    h = _charge(v, xv, k, vrest, kind, decay)
+    spike = h - vth >= zero
+    return _floor(_reset(h, spike, zero, vth, vreset, reset), vmin, floor), h, spike
+
+
+@njit(**INLINE)
+def _grad_one(h, gsv, g, vth, vreset, one, zero, sgargs, reset, detach, surr, vmin, floor):
+    """IF/LIF: ``gH`` of one step from ``H``, ``gS`` and the incoming ``gV`` (with ``floor``,
+    ``gV`` masked by ``R >= V_min``, ``R`` the membrane after the reset, before the floor)."""
     alpha, c1, c2, inv_alpha = sgargs
     z = h - vth
+    if floor:  # a select, not a product: the reference's where(R >= V_min, gV, 0)
+        g = g if _reset(h, z >= zero, zero, vth, vreset, reset) >= vmin else zero
     sg = surrogate_grad(z, surr, alpha, c1, c2, one, zero, inv_alpha)
     s = one if z >= zero else zero
     if reset == HARD:

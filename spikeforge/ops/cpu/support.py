@@ -6,5 +6,6 @@ SUPPORT = BackendSupport(
     backend="cpu",
     kinds=("if", "lif", "alif", "cubalif"),
     v_leak=True,
+    v_min=("if", "lif"),  # the membrane floor (variants.py); ALIF/CubaLIF take the reference
     tensor_params={"lif": ("k",)},
 )

@@ -3,8 +3,10 @@
 Every option a row loop branches on is a compile-time constant inside its row
 function: one compiled function per variant, created and compiled on first use (so a
 process compiles only what it runs). IF/LIF: the forward and the backward's recompute
-per neuron form ``(kind, decay_input, reset)``, the gradient loops per surrogate (reset
-and detach stay runtime switches there). ALIF/CubaLIF: the forward and recompute per
+per neuron form ``(kind, decay_input, reset, floor)``, the gradient loops per
+``(surrogate, floor)`` (reset and detach stay runtime switches there); ``floor`` is the
+membrane floor ``v_min`` (compiled only when a floored spec runs, named ``..._floor``, so
+the unfloored rows are the same code as without it). ALIF/CubaLIF: the forward and recompute per
 ``(kind, decay_input, reset)``, the gradient loop per ``(kind, decay_input, surrogate)``.
 The forward, the recompute and the gradient rows are compiled separately (inference
 compiles the forward only), and the streaming-store loops only when streaming is on.
@@ -82,20 +84,24 @@ _FORM_ROWS: dict = {}
 _CHARGE_ROWS: dict = {}
 
 
-def _form_key(spec: NeuronSpec) -> tuple[int, int, int]:
-    """``(kind, decay, reset)`` codes of a spec; ``decay`` is 0 for IF, which has no leak."""
+def _form_key(spec: NeuronSpec) -> tuple[int, int, int, int]:
+    """``(kind, decay, reset, floor)`` codes of a spec; ``decay`` is 0 for IF, which has no
+    leak; ``floor`` 1 when the spec has a membrane floor ``v_min``."""
     kind = KIND_CODES[spec.kind]
-    return kind, int(spec.decay_input) if kind != KIND_IF else 0, spec.reset_id
+    return (kind, int(spec.decay_input) if kind != KIND_IF else 0, spec.reset_id,
+            int(spec.v_min is not None))
 
 
-def _form_name(key: tuple[int, int, int], fmt: str, stream: bool) -> str:
-    kind, decay, reset = key
-    return (f"{_KIND_NAMES[kind]}_{'decay_' if decay else ''}{RESET_KINDS[reset]}_{fmt}"
-            f"{'_stream' if stream else ''}")
+def _form_name(key: tuple[int, ...], fmt: str, stream: bool) -> str:
+    kind, decay, reset = key[:3]
+    floor = len(key) > 3 and key[3]
+    return (f"{_KIND_NAMES[kind]}_{'decay_' if decay else ''}{RESET_KINDS[reset]}"
+            f"{'_floor' if floor else ''}_{fmt}{'_stream' if stream else ''}")
 
 
-def _form_rows(key: tuple[int, int, int], fmt: str, stream: bool = False) -> dict:
-    """The forward rows (``fwd4``, ``fwd1``) of neuron form ``key = (kind, decay, reset)``
+def _form_rows(key: tuple[int, int, int, int], fmt: str, stream: bool = False) -> dict:
+    """The forward rows (``fwd4``, ``fwd1``) of neuron form ``key = (kind, decay, reset,
+    floor)``
     for storage ``fmt``, compiled on first use. With ``stream`` the four-step row has a
     second loop with non-temporal stores, taken when its ``stream`` argument is set (one
     loop per store kind, ``stream`` a literal in each: with one loop and a branch around
@@ -108,23 +114,23 @@ def _form_rows(key: tuple[int, int, int], fmt: str, stream: bool = False) -> dic
     rows = _FORM_ROWS.get((key, fmt, stream))
     if rows is not None:
         return rows
-    kind, decay, reset = key
+    kind, decay, reset, floor = key
 
     if stream:
         def fwd4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s, stream):
             if stream:
                 _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
-                               kind, decay, reset, True)
+                               kind, decay, reset, floor, True)
             else:
                 _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
-                               kind, decay, reset, False)
+                               kind, decay, reset, floor, False)
     else:
         def fwd4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s, stream):
             _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
-                           kind, decay, reset, False)
+                           kind, decay, reset, floor, False)
 
     def fwd1(xr, sr, vin, vout, m, p, one_s, zero_s):
-        _forward_loop(xr, sr, vin, vout, m, p, one_s, zero_s, kind, decay, reset)
+        _forward_loop(xr, sr, vin, vout, m, p, one_s, zero_s, kind, decay, reset, floor)
 
     rows = _compile_rows(dict(fwd4=fwd4, fwd1=fwd1), _row_sigs(fmt),
                          _form_name(key, fmt, stream))
@@ -132,20 +138,21 @@ def _form_rows(key: tuple[int, int, int], fmt: str, stream: bool = False) -> dic
     return rows
 
 
-def _charge_rows(key: tuple[int, int, int], fmt: str) -> dict:
+def _charge_rows(key: tuple[int, int, int, int], fmt: str) -> dict:
     """The backward's recompute rows (``chg4``, ``chg1``: ``H`` and ``V`` again from ``X``)
     of neuron form ``key`` for storage ``fmt``, compiled on first backward, so that a
     process that only runs forward (inference) compiles only :func:`_form_rows`."""
     rows = _CHARGE_ROWS.get((key, fmt))
     if rows is not None:
         return rows
-    kind, decay, reset = key
+    kind, decay, reset, floor = key
 
     def chg4(x0, x1, x2, x3, h0, h1, h2, h3, vin, vout, m, p):
-        _charge_loop4(x0, x1, x2, x3, h0, h1, h2, h3, vin, vout, m, p, kind, decay, reset)
+        _charge_loop4(x0, x1, x2, x3, h0, h1, h2, h3, vin, vout, m, p, kind, decay, reset,
+                      floor)
 
     def chg1(xr, hr, vin, vout, m, p):
-        _charge_loop(xr, hr, vin, vout, m, p, kind, decay, reset)
+        _charge_loop(xr, hr, vin, vout, m, p, kind, decay, reset, floor)
 
     rows = _compile_rows(dict(chg4=chg4, chg1=chg1), _row_sigs(fmt),
                          _form_name(key, fmt, False))
@@ -156,39 +163,41 @@ def _charge_rows(key: tuple[int, int, int], fmt: str) -> dict:
 _GRAD_ROWS: dict = {}
 
 
-def _grad_rows(surr: int, fmt: str, stream: bool = False) -> dict:
-    """The backward's gradient rows of surrogate ``surr`` for storage ``fmt`` (``grad1``
+def _grad_rows(surr: int, fmt: str, stream: bool = False, floor: int = 0) -> dict:
+    """The backward's gradient rows of surrogate ``surr`` (with the membrane floor's clip
+    mask when ``floor``) for storage ``fmt`` (``grad1``
     over :func:`_grad_loop`, ``grad4`` over :func:`_grad_loop4`), compiled on first use
     (all five surrogates at once took ~35 s per dtype on a cold cache). The four-step row
     has a streaming-store loop only with ``stream`` (see :func:`_form_rows`); the
     single-step row (the ``T mod 4`` remainder and the learnable-leak path) only ordinary
     stores. Reset and detach stay runtime switches here: specialising them too would
     multiply the variants by six for a gain measured at 20% of this loop."""
-    rows = _GRAD_ROWS.get((surr, fmt, stream))
+    rows = _GRAD_ROWS.get((surr, fmt, stream, floor))
     if rows is not None:
         return rows
 
     def grad1(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh):
-        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, surr)
+        _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, surr,
+                  floor)
 
     if stream:
         def grad4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
                   detach, stream):
             if stream:
                 _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
-                            reset, detach, True, surr)
+                            reset, detach, True, surr, floor)
             else:
                 _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
-                            reset, detach, False, surr)
+                            reset, detach, False, surr, floor)
     else:
         def grad4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
                   detach, stream):
             _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
-                        reset, detach, False, surr)
+                        reset, detach, False, surr, floor)
 
-    name = f"{SURROGATE_NAMES[surr]}_{fmt}{'_stream' if stream else ''}"
+    name = f"{SURROGATE_NAMES[surr]}{'_floor' if floor else ''}_{fmt}{'_stream' if stream else ''}"
     rows = _compile_rows(dict(grad1=grad1, grad4=grad4), _row_sigs(fmt), name)
-    _GRAD_ROWS[(surr, fmt, stream)] = rows
+    _GRAD_ROWS[(surr, fmt, stream, floor)] = rows
     return rows
 
 
@@ -215,7 +224,7 @@ def _form2_rows(key: tuple[int, int, int], fmt: str, stream: bool = False) -> di
     rows = _FORM2_ROWS.get((key, fmt, stream))
     if rows is not None:
         return rows
-    kind, decay, reset = key
+    kind, decay, reset = key[:3]  # the two-state kernels run no floor (cpu/support.py)
 
     if stream:
         def fwd(xr, sr, s1, s2, m, p, one_s, zero_s, stream):
@@ -239,7 +248,7 @@ def _charge2_rows(key: tuple[int, int, int], fmt: str) -> dict:
     rows = _CHARGE2_ROWS.get((key, fmt))
     if rows is not None:
         return rows
-    kind, decay, reset = key
+    kind, decay, reset = key[:3]
 
     def chg(xr, h1r, h2r, s1, s2, m, p):
         charge2_loop(xr, h1r, h2r, s1, s2, m, p, kind, decay, reset)
@@ -290,8 +299,11 @@ def rows_for(spec: NeuronSpec, fmt: str, backward: bool, stream: bool) -> tuple[
             form = _form_rows(key, fmt, stream)
             return form["fwd4_addr"], form["fwd1_addr"]
         chg = _charge_rows(key, fmt)
-        grad = _grad_rows(spec.surrogate_id, fmt, stream)
+        grad = _grad_rows(spec.surrogate_id, fmt, stream, key[3])
         return chg["chg4_addr"], chg["chg1_addr"], grad["grad4_addr"], grad["grad1_addr"]
+    if key[3]:
+        raise ValueError(f"the CPU kernel runs the membrane floor v_min for IF/LIF only, not "
+                         f"neuron kind {spec.kind!r}")
     if not backward:
         return (_form2_rows(key, fmt, stream)["fwd_addr"],)
     grad = _grad2_rows((key[0], key[1], spec.surrogate_id), fmt, stream)
