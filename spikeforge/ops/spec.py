@@ -119,8 +119,9 @@ class NeuronSpec:
             the spike and reset of each step in ``sinabs/layers/functional/lif.py``;
             SynSense Speck's ``threshold_low``). ``None``: no floor. It must lie below
             ``V_th`` and at or below ``V_rest`` (a neuron at rest is above its floor;
-            the event-driven grid mode relies on it). No fused kernel implements it:
-            every backend declares so and ``"auto"`` runs the reference.
+            the event-driven grid mode relies on it). The CPU kernel runs it for IF/LIF
+            (:data:`spikeforge.ops.cpu.support.SUPPORT`); for Triton and the other kinds
+            ``"auto"`` runs the reference.
     """
 
     kind: str = "lif"

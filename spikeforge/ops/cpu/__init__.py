@@ -1,4 +1,5 @@
-"""The fused CPU backend (numba): IF, LIF/PLIF, ALIF and CubaLIF over ``[T, N]``.
+"""The fused CPU backend (numba): IF, LIF/PLIF, ALIF and CubaLIF over ``[T, N]``; the
+membrane floor ``v_min`` for IF/LIF (its own row variants, :mod:`.variants`).
 
 The recurrences of :mod:`spikeforge.ops.spec`, fused over time, with the reference's
 operation order in the compute dtype (float32; float64 for float64 input), so spikes
