@@ -94,7 +94,7 @@ def test_export_import_reproduces_converted_spikes(pow2, tmp_path):
         torch.testing.assert_close(yb, ya, rtol=1e-6, atol=1e-6)
     # what another NIR consumer runs: every membrane from 0, different spikes
     for n in net.initial_nodes:
-        getattr(net, f"v_init__{n}").zero_()
+        net.initial_membrane(n).zero_()
     _, c, _, _ = _spikes(snn, net, x)
     assert float(c["2"].sum()) < float(a["2"].sum())
 

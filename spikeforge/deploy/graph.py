@@ -234,8 +234,12 @@ class NIRGraphModule(nn.Module):
         the neuron's rest state)."""
         if name not in self.initial_nodes:
             return None
-        v = getattr(self, f"v_init__{_key(name)}").to(y.dtype)
+        v = self.initial_membrane(name).to(y.dtype)
         return (v.expand(y.shape).contiguous(),)
+
+    def initial_membrane(self, name: str) -> torch.Tensor:
+        """The initial membrane buffer of neuron node ``name`` (per-sample shape)."""
+        return getattr(self, f"v_init__{_key(name)}")
 
     def module(self, name: str) -> nn.Module | None:
         """The module of node ``name`` (None for a pass-through Input/Output node)."""

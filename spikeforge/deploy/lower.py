@@ -374,7 +374,7 @@ def lower_model(model: nn.Module, input_shape, check: bool = True) -> LoweredNet
     """
     model = _converted_as_graph(model, input_shape)
     model = copy.deepcopy(model).double().eval()
-    inits = {id(g.module(n)): getattr(g, f"v_init__{n.replace('.', '__')}")
+    inits = {id(g.module(n)): g.initial_membrane(n)
              for g in model.modules() if isinstance(g, NIRGraphModule) for n in g.initial_nodes}
     in_shape = tuple(int(d) for d in input_shape)
     net = LoweredNetwork(input_shape=in_shape)

@@ -372,7 +372,7 @@ def _graph_to_nir(model: NIRGraphModule, input_shape, dt, target):
                            False, prev[0] if len(prev) == 1 else None, warned)
             nodes[n] = new[0]
             if n in model.initial_nodes:  # a converted network's initial membrane
-                v0 = getattr(model, f"v_init__{n.replace('.', '__')}")
+                v0 = model.initial_membrane(n)
                 new[0].metadata["spikeforge_v_init"] = v0.detach().cpu().numpy()
                 warned.append(f"NIR node {n!r}: initial membrane kept in metadata "
                               "'spikeforge_v_init'; other NIR consumers start at 0")
