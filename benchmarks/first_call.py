@@ -5,8 +5,14 @@
 
 One JSON line; run it for two trees under the same load to compare them.
 """
-import time, torch, json, sys
+import json
+import sys
+import time
+
+import torch
+
 from spikeforge.neurons import LIF
+
 x = torch.randn(4, 32, 1000)
 lif = LIF(tau=2.0)
 t = time.perf_counter()
