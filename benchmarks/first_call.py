@@ -5,6 +5,7 @@
 
 One JSON line; run it for two trees under the same load to compare them.
 """
+
 import json
 import sys
 import time
@@ -13,14 +14,22 @@ import torch
 
 from spikeforge.neurons import LIF
 
-x = torch.randn(4, 32, 1000)
-lif = LIF(tau=2.0)
-t = time.perf_counter()
-with torch.no_grad():
-    lif(x)
-t_fwd = time.perf_counter() - t
-xg = x.clone().requires_grad_()
-t = time.perf_counter()
-lif(xg).sum().backward()
-t_bwd = time.perf_counter() - t
-print(json.dumps({"tree": sys.argv[1], "first_forward_s": round(t_fwd, 1), "then_first_train_step_s": round(t_bwd, 1)}))
+
+def main(label: str) -> dict:
+    """Seconds of the first no-grad forward and of the first training step after it."""
+    x = torch.randn(4, 32, 1000)
+    lif = LIF(tau=2.0)
+    t = time.perf_counter()
+    with torch.no_grad():
+        lif(x)
+    t_fwd = time.perf_counter() - t
+    xg = x.clone().requires_grad_()
+    t = time.perf_counter()
+    lif(xg).sum().backward()
+    t_train = time.perf_counter() - t
+    return {"tree": label, "first_forward_s": round(t_fwd, 1),
+            "then_first_train_step_s": round(t_train, 1)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1] if len(sys.argv) > 1 else ".")))
