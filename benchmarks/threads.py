@@ -69,7 +69,8 @@ def child(args) -> None:
     import torch
 
     from spikeforge.train import Trainer, load_config
-    from spikeforge.train.engine import _generator, derived_seed, iterate_batches
+    from spikeforge.train.batches import derived_seed, iterate_batches
+    from spikeforge.train.batches import seeded_generator as _generator
 
     cfg = load_config(None, ["progress=false", "threads=1"])
     trainer = Trainer(cfg, os.path.join("/tmp", "unused"))  # fit() is never called

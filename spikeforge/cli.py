@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     # in the order `spikeforge --help` lists them
     train.add_parser(sub, debug)
     runs.add_eval_parser(sub, debug)
-    runs.add_simulate_parser(sub)
+    runs.add_simulate_parser(sub, debug)
     info.add_config_parser(sub, debug)
     convert.add_convert_parser(sub, debug)
     runs.add_report_parser(sub, debug)

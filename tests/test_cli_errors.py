@@ -329,3 +329,16 @@ def test_reader_closing_the_pipe_is_not_an_internal_error():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "error" not in err, err
+
+
+def test_every_command_takes_debug_after_its_name():
+    """The internal-error line tells the user to run again with --debug: every command
+    must accept it after its name (`spikeforge simulate RUN --debug`)."""
+    import argparse
+
+    from spikeforge.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [name for name, parser in sub.choices.items()
+               if not any("--debug" in a.option_strings for a in parser._actions)]
+    assert not missing, f"commands without --debug: {missing}"

@@ -13,7 +13,7 @@ import logging
 
 from spikeforge.analysis.profile import EnergyModel, profile_model
 from spikeforge.neurons.base import SpikingNeuron
-from spikeforge.train.engine import _generator, derived_seed, iterate_batches
+from spikeforge.train.batches import derived_seed, iterate_batches, seeded_generator
 
 log = logging.getLogger("spikeforge.analysis")
 
@@ -24,7 +24,7 @@ FINAL_SAMPLES = 256
 def profile_batches(trainer, samples: int):
     """The first ``samples`` test samples of ``trainer`` as time-first ``(x, y)``
     batches, encoded with the generator :meth:`Trainer.evaluate` uses."""
-    gen = _generator(derived_seed(trainer.cfg.seed, 0, 3))
+    gen = seeded_generator(derived_seed(trainer.cfg.seed, 0, 3))
     left = samples
     for x, y in iterate_batches(trainer.bundle.test, min(256, samples), None):
         if left <= 0:

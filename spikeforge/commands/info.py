@@ -22,6 +22,7 @@ def add_registry_parsers(sub, debug) -> None:
     """Add ``models`` and ``datasets`` to the subparsers ``sub``."""
     sub.add_parser(
         "models",
+        parents=[debug],
         help="list the registered models with parameter counts and input shapes",
         description="List every model name usable as model.name, its parameter count "
         "(built for 10 classes at its example input shape) and the inputs it takes.",

@@ -30,10 +30,11 @@ def add_eval_parser(sub, debug) -> None:
     )
 
 
-def add_simulate_parser(sub) -> None:
-    """Add ``simulate`` to the subparsers ``sub``."""
+def add_simulate_parser(sub, debug) -> None:
+    """Add ``simulate`` to the subparsers ``sub`` (``debug``: the shared ``--debug`` parent)."""
     s = sub.add_parser(
         "simulate",
+        parents=[debug],
         help="run a trained run's test split through the event-driven simulator",
         description="Lower the model of RUN_DIR to event-driven stages and run the test "
         "split's raw events through it (spikeforge.deploy); prints accuracy, synaptic "

@@ -145,7 +145,9 @@ class EventDrivenSimulator:
             out_off.append(out_off[-1] + st.n_out)
             bias.append(b)
             n = st.neurons
-            dense.append(bool(n is not None and np.any(b != 0)))
+            # an initial membrane at threshold fires with no input: update the layer
+            dense.append(bool(n is not None and (np.any(b != 0) or (
+                n.v_init is not None and np.any(n.v_init >= n.v_threshold)))))
             prm["is_lif"].append(bool(n is not None and n.is_lif))
             prm["k"].append(n.k if n else 0.0)
             prm["decay_input"].append(bool(n.decay_input) if n else False)
@@ -177,7 +179,9 @@ class EventDrivenSimulator:
         )
         self._multi = np.array(multi, np.bool_)
         self._v0 = np.concatenate(
-            [np.full(st.n_out, st.neurons.v_rest if st.neurons else 0.0) for st in stages]
+            [np.full(st.n_out, st.neurons.v_rest) if st.neurons and st.neurons.v_init is None
+             else st.neurons.v_init.astype(np.float64) if st.neurons else np.zeros(st.n_out)
+             for st in stages]
         )
         last_neurons = [i for i, st in enumerate(stages) if st.neurons is not None][-1]
         self._n_out_spk = stages[last_neurons].n_out

@@ -194,11 +194,15 @@ class NIRGraphModule(nn.Module):
     (:meth:`_rest`: an Affine's bias, as ``RLeaky`` adds). A delay's output before its
     first input is 0. A cycle through no neuron, integrator or delay is an
     algebraic loop and an error naming its nodes.
+
+    ``initial`` maps a neuron node to its initial membrane ``V[-1]`` (per-sample shape;
+    a spikeforge file's ``spikeforge_v_init``, written for converted networks, as NIR
+    has no initial state); the other neurons start at rest.
     """
 
     def __init__(self, nodes: dict[str, nn.Module | None], edges, inputs, outputs,
                  metadata: dict | None = None, node_metadata: dict | None = None,
-                 expect: dict | None = None) -> None:
+                 expect: dict | None = None, initial: dict | None = None) -> None:
         super().__init__()
         self.node_names = list(nodes)
         self.layers = nn.ModuleDict({_key(n): m for n, m in nodes.items() if m is not None})
@@ -215,7 +219,27 @@ class NIRGraphModule(nn.Module):
         if len(self.inputs) != 1:
             raise NIRGraphError(f"the graph needs exactly one input node, has {self.inputs}")
         self.preds = {n: [a for a, b in self.edges if b == n] for n in self.node_names}
+        self.initial_nodes = []
+        for n, v in (initial or {}).items():
+            m = nodes.get(n)
+            if not isinstance(m, SpikingNeuron) or len(m.State._fields) != 1:
+                raise NIRGraphError(f"node {n!r}: an initial membrane needs a one-variable "
+                                    f"neuron (IF, LIF), got {type(m).__name__}")
+            self.register_buffer(f"v_init__{_key(n)}", torch.as_tensor(v, dtype=torch.float32))
+            self.initial_nodes.append(n)
         self._plan()
+
+    def initial(self, name: str, y: torch.Tensor):
+        """The initial state of node ``name`` for a step input ``y`` ``[B, ...]`` (None:
+        the neuron's rest state)."""
+        if name not in self.initial_nodes:
+            return None
+        v = self.initial_membrane(name).to(y.dtype)
+        return (v.expand(y.shape).contiguous(),)
+
+    def initial_membrane(self, name: str) -> torch.Tensor:
+        """The initial membrane buffer of neuron node ``name`` (per-sample shape)."""
+        return getattr(self, f"v_init__{_key(name)}")
 
     def module(self, name: str) -> nn.Module | None:
         """The module of node ``name`` (None for a pass-through Input/Output node)."""
@@ -337,7 +361,8 @@ class NIRGraphModule(nn.Module):
                 out[n] = y
             elif isinstance(m, (SpikingNeuron, LeakyIntegrator, Integrator, Delay)):
                 # a shape-only dry run need not run (and compile) the neuron
-                out[n] = y if self._shapes is not None else m(y)
+                out[n] = y if self._shapes is not None else (
+                    m(y, self.initial(n, y[0])) if n in self.initial_nodes else m(y))
             else:
                 out[n] = _per_step(m, y, n)
             self._record(n, out[n])
@@ -404,7 +429,8 @@ class NIRGraphModule(nn.Module):
                 elif hasattr(m, "step") and self._shapes is not None:
                     cur[n] = y
                 elif hasattr(m, "step"):
-                    cur[n], states[n] = m.step(y, states.get(n))
+                    cur[n], states[n] = m.step(y, states[n] if n in states
+                                               else self.initial(n, y))
                 else:
                     cur[n] = m(y)
                 self._record(n, cur[n])

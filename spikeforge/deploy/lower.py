@@ -29,7 +29,14 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from spikeforge.deploy.graph import NIRFlatten, NIRGraphModule, Scale, SumPool2d, Threshold
+from spikeforge.deploy.graph import (
+    NIRFlatten,
+    NIRGraphError,
+    NIRGraphModule,
+    Scale,
+    SumPool2d,
+    Threshold,
+)
 from spikeforge.errors import SpikeforgeError
 from spikeforge.layers import Flatten, TimeDistributed
 from spikeforge.neurons import SpikingNeuron
@@ -83,7 +90,9 @@ class NeuronLayer:
     :mod:`spikeforge.functional.neuron` with leak ``k``; ``k = 0`` is IF).
     ``multi_spike``: ``floor(H / V_th)`` spikes per step, soft reset
     (:class:`~spikeforge.neurons.multispike.MultiSpikeIF`). ``v_min``: the membrane
-    floor (``None``: none), ``V = max(V, v_min)`` after every reset."""
+    floor (``None``: none), ``V = max(V, v_min)`` after every reset. ``v_init``: the
+    initial membrane per neuron (flat; ``None``: ``v_rest``), as an ANN-to-SNN
+    converted network's neurons start (``spikeforge_v_init`` of its NIR file)."""
 
     name: str
     k: float
@@ -95,6 +104,7 @@ class NeuronLayer:
     fire_strict: bool = False  # fire at H > V_th (NIR, snnTorch, Norse) instead of >=
     multi_spike: bool = False
     v_min: float | None = None
+    v_init: np.ndarray | None = None
 
     @property
     def is_lif(self) -> bool:
@@ -171,7 +181,8 @@ def _or_pool(x: torch.Tensor, pool: np.ndarray, n_out: int) -> torch.Tensor:
 def _neuron_loop(x: torch.Tensor, n: NeuronLayer) -> torch.Tensor:
     """The reference discrete update, written with the same operation order as
     :func:`spikeforge.functional.neuron.charge` so float64 results agree bit for bit."""
-    v = torch.full_like(x[0], n.v_rest)  # the rest state
+    v = torch.full_like(x[0], n.v_rest) if n.v_init is None else \
+        torch.from_numpy(n.v_init).to(x.dtype).expand_as(x[0]).clone()
     out = []
     for t in range(x.shape[0]):
         if not n.is_lif:
@@ -356,10 +367,15 @@ def lower_model(model: nn.Module, input_shape, check: bool = True) -> LoweredNet
     mode), spikeforge IF/LIF/PLIF neurons (firing at ``>=`` or, ``fire_strict``, ``>``),
     and max pooling right after neurons; and imported NIR graphs that are chains of
     Affine/Linear, Conv, Flatten, Scale, SumPool2d (``+ Threshold`` as max pooling after
-    neurons), AvgPool2d, IF and LIF nodes.
+    neurons), AvgPool2d, IF and LIF nodes (with their initial membranes). An ANN-to-SNN
+    converted network (:class:`~spikeforge.convert.ConvertedSNN`) is lowered through its
+    NIR graph (thresholds folded into the weights, :mod:`spikeforge.deploy.nir_converted`).
     Raises :class:`DeploymentError` naming the first module that is none of these.
     """
+    model = _converted_as_graph(model, input_shape)
     model = copy.deepcopy(model).double().eval()
+    inits = {id(g.module(n)): g.initial_membrane(n)
+             for g in model.modules() if isinstance(g, NIRGraphModule) for n in g.initial_nodes}
     in_shape = tuple(int(d) for d in input_shape)
     net = LoweredNetwork(input_shape=in_shape)
     pending: list[tuple[str, nn.Module]] = []
@@ -370,9 +386,11 @@ def lower_model(model: nn.Module, input_shape, check: bool = True) -> LoweredNet
         if isinstance(m, SpikingNeuron):
             mods = [mm for _, mm in pending]
             w, b, out_shape = _affine_map(mods, shape)
-            net.stages.append(
-                Stage([n for n, _ in pending], shape, out_shape, w, b, neuron_layer(name, m))
-            )
+            layer = neuron_layer(name, m)
+            if id(m) in inits:
+                v0 = inits[id(m)].detach().expand(out_shape).reshape(-1)
+                layer.v_init = v0.numpy().astype(np.float64)
+            net.stages.append(Stage([n for n, _ in pending], shape, out_shape, w, b, layer))
             shape, pending, last_was_neuron = out_shape, [], True
         elif isinstance(inner, POOL_TYPES):
             if not (last_was_neuron and not pending):
@@ -406,6 +424,26 @@ def lower_model(model: nn.Module, input_shape, check: bool = True) -> LoweredNet
     if check:
         _check_against_model(model, net)
     return net
+
+
+def _converted_as_graph(model: nn.Module, input_shape) -> nn.Module:
+    """A converted SNN as the graph its NIR export imports to (same spikes, the
+    thresholds folded into the weights, the initial membranes kept); else ``model``."""
+    from spikeforge.models.converted import ConvertedSNN
+
+    if not isinstance(model, ConvertedSNN):
+        return model
+    import warnings
+
+    from spikeforge.deploy.nir_export import NIRExportWarning, to_nir
+    from spikeforge.deploy.nir_import import from_nir
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NIRExportWarning)
+            return from_nir(to_nir(model, input_shape), backend="reference")
+    except NIRGraphError as err:
+        raise DeploymentError(f"converted network: {err}") from err
 
 
 @torch.no_grad()

@@ -92,9 +92,11 @@ def _arr(value, shape) -> np.ndarray:
 
 
 def to_nir(model: nn.Module, input_shape, dt: float | None = None, target: str = "nir"):
-    """The NIR graph of ``model`` (a time-first chain, a zoo model or an imported
-    :class:`NIRGraphModule`) for per-sample input shape ``input_shape`` and step ``dt``
-    seconds (default: the target's, see the module docstring).
+    """The NIR graph of ``model`` (a time-first chain, a zoo model, an imported
+    :class:`NIRGraphModule` or an ANN-to-SNN converted network, whose thresholds are
+    folded into the weights: :mod:`spikeforge.deploy.nir_converted`) for per-sample
+    input shape ``input_shape`` and step ``dt`` seconds (default: the target's, see the
+    module docstring).
 
     Raises :class:`NIRGraphError` naming the module NIR cannot express.
     """
@@ -110,6 +112,12 @@ def to_nir(model: nn.Module, input_shape, dt: float | None = None, target: str =
         raise NIRGraphError(f"target='snntorch' needs dt=1e-4: snnTorch 1.0's importer fixes "
                          f"dt = 1e-4, got dt={dt}")
     model = model.eval()
+    from spikeforge.models.converted import ConvertedSNN
+
+    if isinstance(model, ConvertedSNN):  # thresholds folded into the weights
+        from spikeforge.deploy.nir_converted import converted_to_nir
+
+        return converted_to_nir(model, input_shape, dt, target)
     if isinstance(model, NIRGraphModule):
         return _graph_to_nir(model, tuple(input_shape), dt, target)
     nodes: dict = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
@@ -363,6 +371,11 @@ def _graph_to_nir(model: NIRGraphModule, input_shape, dt, target):
             new = _convert(nir, n, m, shapes.get(f"{n}:in", shapes[n]), dt, target,
                            False, prev[0] if len(prev) == 1 else None, warned)
             nodes[n] = new[0]
+            if n in model.initial_nodes:  # a converted network's initial membrane
+                v0 = model.initial_membrane(n)
+                new[0].metadata["spikeforge_v_init"] = v0.detach().cpu().numpy()
+                warned.append(f"NIR node {n!r}: initial membrane kept in metadata "
+                              "'spikeforge_v_init'; other NIR consumers start at 0")
     graph = nir.NIRGraph(nodes=nodes, edges=list(model.edges), metadata=_graph_meta(dt, target),
                          type_check=False)
     for msg in warned:

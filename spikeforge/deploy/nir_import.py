@@ -18,7 +18,8 @@ file (each quirk read from the peer's code, version stated):
 
 - ``"nir"``: the file as NIR defines it; ``dt`` from the graph's metadata (spikeforge
   writes it) or the ``dt`` argument. A spikeforge file's ``spikeforge_*`` node metadata
-  restores what NIR cannot state (soft reset, ``>=``, late reset, surrogate).
+  restores what NIR cannot state (soft reset, ``>=``, late reset, surrogate, and the
+  initial membrane ``spikeforge_v_init`` of a converted network's neurons).
 - ``"snntorch"`` (snnTorch 1.0 ``export_to_nir``): ``dt = 1e-4`` (hard-coded in its
   exporter and importer). Its file cannot tell subtract from zero reset; by default the
   reset is snnTorch's importer's (to zero, at once); ``reset="subtract"`` and
@@ -118,6 +119,7 @@ def from_nir(source, dt: float | None = None, convention: str = "nir",
     expect: dict = {}
     extra_edges: list = []
     node_meta: dict = {}
+    initial: dict = {}
     for name, node in nodes.items():
         kind = type(node).__name__
         if kind not in SUPPORTED:
@@ -132,6 +134,10 @@ def from_nir(source, dt: float | None = None, convention: str = "nir",
         modules[name] = mod
         if shape is not None:
             expect[name] = shape
+        v0 = node_meta[name].get("spikeforge_v_init") if convention == "nir" else None
+        if v0 is not None:  # NIR has no initial state: our metadata
+            initial[name] = np.asarray(v0, dtype=np.float32)
+            expect.setdefault(name, initial[name].shape)
         if scale is not None:  # a Scale node in front of the neuron
             sname = f"{name}.input_scale"
             modules[sname] = Scale(scale)
@@ -140,7 +146,7 @@ def from_nir(source, dt: float | None = None, convention: str = "nir",
     edges = edges + extra_edges
     net = NIRGraphModule(modules, edges, inputs, outputs,
                          metadata={**meta, "dt": dt, "convention": convention},
-                         node_metadata=node_meta, expect=expect)
+                         node_metadata=node_meta, expect=expect, initial=initial)
     _check_shapes(net, nodes, inputs)
     return net
 

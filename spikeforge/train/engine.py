@@ -50,6 +50,7 @@ from spikeforge.train.checkpoint import (
     atomic_write_text,
     save_checkpoint,
 )
+from spikeforge.train.checks import check_device, resolved_device
 from spikeforge.train.config import RunConfig
 from spikeforge.train.output import (
     FINAL_METRICS,
@@ -147,11 +148,10 @@ class Trainer:
     # -- construction -------------------------------------------------------
     @staticmethod
     def _device(name: str) -> torch.device:
-        if name == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if name == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device: cuda was asked for but torch sees no CUDA device")
-        return torch.device(name)
+        """The config's device (:func:`~spikeforge.train.checks.resolved_device`), refused
+        with the config check's message when torch cannot use it."""
+        check_device(name)
+        return resolved_device(name)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return OPTIMIZERS[self.cfg.optim.name](self.model.parameters(), self.cfg.optim)
