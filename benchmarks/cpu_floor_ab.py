@@ -11,9 +11,12 @@ Each measurement runs in its own process (``PYTHONPATH`` = the tree), rounds rot
 ``--reps`` timed calls after ``--warmup``; the median per process, then the median
 over rounds. Writes ``benchmarks/results/cpu_floor_ab.json``::
 
-    python benchmarks/cpu_floor_ab.py --before /work/main          # T=16, N=1M
-    python benchmarks/cpu_floor_ab.py --before /work/main --n 65536 --reps 3 --rounds 1 \\
+    git archive 3fc9720 | tar -x -C /tmp/before    # the tree before the floor
+    python benchmarks/cpu_floor_ab.py --before /tmp/before --reps 20 --rounds 6  # [16, 1M]
+    python benchmarks/cpu_floor_ab.py --before /tmp/before --n 65536 --reps 3 --rounds 1 \\
         --out /tmp                                                  # smoke
+
+(numba writes its cache into the ``--before`` tree: give it a copy, not a live checkout.)
 """
 
 from __future__ import annotations
