@@ -116,16 +116,13 @@ def _form_rows(key: tuple[int, int, int, int], fmt: str, stream: bool = False) -
         return rows
     kind, decay, reset, floor = key
 
-    if stream:
-        def fwd4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s, stream):
-            if stream:
-                _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
-                               kind, decay, reset, floor, True)
-            else:
-                _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
-                               kind, decay, reset, floor, False)
-    else:
-        def fwd4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s, stream):
+    with_stream = stream  # a compile-time constant: without it the streaming loop is pruned
+
+    def fwd4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s, stream):
+        if with_stream and stream:
+            _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
+                           kind, decay, reset, floor, True)
+        else:
             _forward_loop4(x0, x1, x2, x3, s0, s1, s2, s3, vin, vout, m, p, one_s, zero_s,
                            kind, decay, reset, floor, False)
 
@@ -180,18 +177,14 @@ def _grad_rows(surr: int, fmt: str, stream: bool = False, floor: int = 0) -> dic
         _grad_loop(hr, gsr, gxr, ghb, gv, m, p, kx, kv, reset, detach, store_gx, keep_gh, surr,
                   floor)
 
-    if stream:
-        def grad4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                  detach, stream):
-            if stream:
-                _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
-                            reset, detach, True, surr, floor)
-            else:
-                _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
-                            reset, detach, False, surr, floor)
-    else:
-        def grad4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
-                  detach, stream):
+    with_stream = stream  # a compile-time constant: without it the streaming loop is pruned
+
+    def grad4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv, reset,
+              detach, stream):
+        if with_stream and stream:
+            _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
+                        reset, detach, True, surr, floor)
+        else:
             _grad_loop4(h3, h2, h1, h0, g3, g2, g1, g0, x3, x2, x1, x0, gv, m, p, kx, kv,
                         reset, detach, False, surr, floor)
 
@@ -226,14 +219,12 @@ def _form2_rows(key: tuple[int, int, int], fmt: str, stream: bool = False) -> di
         return rows
     kind, decay, reset = key[:3]  # the two-state kernels run no floor (cpu/support.py)
 
-    if stream:
-        def fwd(xr, sr, s1, s2, m, p, one_s, zero_s, stream):
-            if stream:
-                forward2_loop(xr, sr, s1, s2, m, p, one_s, zero_s, kind, decay, reset, True)
-            else:
-                forward2_loop(xr, sr, s1, s2, m, p, one_s, zero_s, kind, decay, reset, False)
-    else:
-        def fwd(xr, sr, s1, s2, m, p, one_s, zero_s, stream):
+    with_stream = stream  # a compile-time constant: without it the streaming loop is pruned
+
+    def fwd(xr, sr, s1, s2, m, p, one_s, zero_s, stream):
+        if with_stream and stream:
+            forward2_loop(xr, sr, s1, s2, m, p, one_s, zero_s, kind, decay, reset, True)
+        else:
             forward2_loop(xr, sr, s1, s2, m, p, one_s, zero_s, kind, decay, reset, False)
 
     rows = _compile_rows(dict(fwd=fwd), _row2_sigs(fmt),
@@ -268,18 +259,13 @@ def _grad2_rows(key: tuple[int, int, int], fmt: str, stream: bool = False) -> di
         return rows
     kind, decay, surr = key
 
-    if stream:
-        def grad(h1r, h2r, gsr, gxr, g1, g2, m, p, reset, detach, stream):
-            if stream:
-                grad2_loop(h1r, h2r, gsr, gxr, g1, g2, m, p, kind, decay, reset, detach, True,
-                           surr)
-            else:
-                grad2_loop(h1r, h2r, gsr, gxr, g1, g2, m, p, kind, decay, reset, detach, False,
-                           surr)
-    else:
-        def grad(h1r, h2r, gsr, gxr, g1, g2, m, p, reset, detach, stream):
-            grad2_loop(h1r, h2r, gsr, gxr, g1, g2, m, p, kind, decay, reset, detach, False,
-                       surr)
+    with_stream = stream  # a compile-time constant: without it the streaming loop is pruned
+
+    def grad(h1r, h2r, gsr, gxr, g1, g2, m, p, reset, detach, stream):
+        if with_stream and stream:
+            grad2_loop(h1r, h2r, gsr, gxr, g1, g2, m, p, kind, decay, reset, detach, True, surr)
+        else:
+            grad2_loop(h1r, h2r, gsr, gxr, g1, g2, m, p, kind, decay, reset, detach, False, surr)
 
     name = (f"{_KIND_NAMES[kind]}_{'decay_' if decay else ''}{SURROGATE_NAMES[surr]}_{fmt}"
             f"{'_stream' if stream else ''}")
