@@ -92,17 +92,16 @@ def _form_key(spec: NeuronSpec) -> tuple[int, int, int, int]:
             int(spec.v_min is not None))
 
 
-def _form_name(key: tuple[int, ...], fmt: str, stream: bool) -> str:
-    kind, decay, reset = key[:3]
-    floor = len(key) > 3 and key[3]
+def _form_name(key: tuple[int, int, int, int], fmt: str, stream: bool) -> str:
+    """The variant name of form ``key`` (:func:`_form_key`): numba's disk-cache key."""
+    kind, decay, reset, floor = key
     return (f"{_KIND_NAMES[kind]}_{'decay_' if decay else ''}{RESET_KINDS[reset]}"
             f"{'_floor' if floor else ''}_{fmt}{'_stream' if stream else ''}")
 
 
 def _form_rows(key: tuple[int, int, int, int], fmt: str, stream: bool = False) -> dict:
     """The forward rows (``fwd4``, ``fwd1``) of neuron form ``key = (kind, decay, reset,
-    floor)``
-    for storage ``fmt``, compiled on first use. With ``stream`` the four-step row has a
+    floor)`` for storage ``fmt``, compiled on first use. With ``stream`` the four-step row has a
     second loop with non-temporal stores, taken when its ``stream`` argument is set (one
     loop per store kind, ``stream`` a literal in each: with one loop and a branch around
     the store, LLVM merges the two stores into one that keeps the streaming store's
@@ -210,7 +209,7 @@ _CHARGE2_ROWS: dict = {}
 _GRAD2_ROWS: dict = {}
 
 
-def _form2_rows(key: tuple[int, int, int], fmt: str, stream: bool = False) -> dict:
+def _form2_rows(key: tuple[int, int, int, int], fmt: str, stream: bool = False) -> dict:
     """The forward row (``fwd``) of two-state form ``key = (kind, decay, reset)`` for
     storage ``fmt``, compiled on first use; its streaming-store loop only with ``stream``
     (see :func:`_form_rows`)."""
@@ -233,7 +232,7 @@ def _form2_rows(key: tuple[int, int, int], fmt: str, stream: bool = False) -> di
     return rows
 
 
-def _charge2_rows(key: tuple[int, int, int], fmt: str) -> dict:
+def _charge2_rows(key: tuple[int, int, int, int], fmt: str) -> dict:
     """The backward's recompute row (``chg``) of two-state form ``key`` for storage
     ``fmt``, compiled on first backward."""
     rows = _CHARGE2_ROWS.get((key, fmt))
