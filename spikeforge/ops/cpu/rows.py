@@ -161,9 +161,7 @@ def _grad_k_row(xr, hpr, vinit, ghb, acc, m, p, first, decay, reset, floor):
             vp = vinit[i]
         else:
             hp = hpr[i]
-            vp = _reset(hp, hp - vth >= zero, zero, vth, vreset, reset)
-            if floor:
-                vp = _floor(vp, vmin, True)
+            vp = _floor(_reset(hp, hp - vth >= zero, zero, vth, vreset, reset), vmin, floor)
         if decay:
             acc[i] += ghb[i] * (_ld(xr, i) - (vp - vrest))
         else:
